@@ -13,19 +13,20 @@ rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add was
 step "format"
 cargo fmt --all --check
 
-step "lint (native crates, all targets)"
+step "lint (native: libraries, training, host, and the components' plain modules)"
 cargo clippy --all-targets --locked -- -D warnings
 
-step "lint (wasm32-wasip2: crates that run inside the components)"
-cargo clippy -p lib-ml --target wasm32-wasip2 --locked -- -D warnings
+step "lint (wasm32-wasip2: the components and what they link)"
+cargo clippy -p lib-ml -p model-service --target wasm32-wasip2 --locked -- -D warnings
+
+step "build the components as spin build does (spin.toml [component.*.build] commands)"
+# Release profile throughout, so the host, tract and candle are compiled once, for tests too.
+cargo run --release --locked -p wasm-host -- build
 
 step "tests"
-cargo test --locked
+cargo test --release --locked
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
-
-step "wasm build of lib-ml"
-cargo build -p lib-ml --target wasm32-wasip2 --release --locked
 
 printf '\nall checks passed\n'

@@ -1,0 +1,448 @@
+//! The HTTP API as plain functions: a request in, a response out. The Spin handler only converts
+//! types; everything here runs in native tests too.
+
+use crate::model::{self, MAX_BATCH};
+use lib_ml::Label;
+use serde_json::{json, Value};
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The model name in the Open Inference Protocol routes.
+pub const OIP_MODEL: &str = "phishing";
+/// The OpenAPI document of this API.
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// A request as the handler sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// `GET`, `POST`, ...
+    pub method: &'a str,
+    /// The path, without query string.
+    pub path: &'a str,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<&'a str>,
+    /// The body.
+    pub body: &'a [u8],
+}
+
+/// A response: status, extra headers, JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers besides `Content-Type: application/json`.
+    pub headers: Vec<(String, String)>,
+    /// The JSON body.
+    pub body: Value,
+}
+
+impl Response {
+    fn ok(body: Value) -> Response {
+        Response {
+            status: 200,
+            headers: vec![],
+            body,
+        }
+    }
+    fn error(status: u16, message: impl Into<String>) -> Response {
+        Response {
+            status,
+            headers: vec![],
+            body: json!({ "error": message.into() }),
+        }
+    }
+}
+
+/// A failed request: status and message.
+type Fail = (u16, String);
+
+/// Every route: path, allowed methods. Unknown paths are 404, known paths with another method 405.
+pub const ROUTES: &[(&str, &[&str])] = &[
+    ("/predict", &["POST"]),
+    ("/predict/batch", &["POST"]),
+    ("/model", &["GET"]),
+    ("/health", &["GET"]),
+    ("/openapi.json", &["GET"]),
+    ("/v2/health/live", &["GET"]),
+    ("/v2/health/ready", &["GET"]),
+    ("/v2/models/phishing", &["GET"]),
+    ("/v2/models/phishing/infer", &["POST"]),
+];
+
+/// Routes and answers one request. Never panics on client input.
+pub fn handle(req: Request<'_>) -> Response {
+    let path = req
+        .path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(req.path);
+    let Some((_, methods)) = ROUTES.iter().find(|(p, _)| *p == path) else {
+        return Response::error(
+            404,
+            format!("no route for `{}`; see GET /openapi.json", req.path),
+        );
+    };
+    let method = if req.method == "HEAD" {
+        "GET"
+    } else {
+        req.method
+    };
+    if !methods.contains(&method) {
+        let mut r = Response::error(
+            405,
+            format!(
+                "method `{}` is not allowed on `{path}`; allowed: {}",
+                req.method,
+                methods.join(", ")
+            ),
+        );
+        r.headers.push(("Allow".into(), methods.join(", ")));
+        return r;
+    }
+    let result = match path {
+        "/predict" => json_body(&req).and_then(|v| predict(&v)),
+        "/predict/batch" => json_body(&req).and_then(|v| predict_batch(&v)),
+        "/model" => serde_json::from_str(model::MODEL_CARD_JSON)
+            .map_err(|e| (500, format!("model card: {e}"))),
+        "/health" => health(),
+        "/openapi.json" => {
+            serde_json::from_str(OPENAPI_JSON).map_err(|e| (500, format!("openapi: {e}")))
+        }
+        "/v2/health/live" => Ok(json!({ "live": true })),
+        "/v2/health/ready" => model::classifier()
+            .map(|_| json!({ "ready": true }))
+            .map_err(internal),
+        "/v2/models/phishing" => oip_metadata(),
+        "/v2/models/phishing/infer" => json_body(&req).and_then(|v| oip_infer(&v)),
+        _ => unreachable!("every route in ROUTES is handled"),
+    };
+    match result {
+        Ok(body) => Response::ok(body),
+        Err((status, message)) => Response::error(status, message),
+    }
+}
+
+fn internal(e: anyhow::Error) -> Fail {
+    (500, format!("model unavailable: {e:#}"))
+}
+
+/// Checks size and content type, then parses JSON.
+fn json_body(req: &Request<'_>) -> Result<Value, Fail> {
+    if req.body.len() > MAX_BODY_BYTES {
+        return Err((
+            413,
+            format!(
+                "request body is {} bytes, the limit is {MAX_BODY_BYTES}",
+                req.body.len()
+            ),
+        ));
+    }
+    if let Some(ct) = req.content_type {
+        let mime = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if mime != "application/json" && !mime.ends_with("+json") {
+            return Err((415, format!("content type `{ct}` is not supported; send JSON with `Content-Type: application/json`")));
+        }
+    }
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Err((
+            400,
+            "request body is empty; expected JSON such as {\"url\": \"https://example.com\"}"
+                .into(),
+        ));
+    }
+    serde_json::from_slice(req.body).map_err(|e| (400, format!("malformed JSON: {e}")))
+}
+
+/// Describes a JSON value for error messages: its type and (shortened) text.
+fn describe(v: &Value) -> String {
+    let kind = match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let text = v.to_string();
+    let short: String = text.chars().take(80).collect();
+    if short.len() < text.len() {
+        format!("{kind} `{short}…`")
+    } else {
+        format!("{kind} `{short}`")
+    }
+}
+
+/// A non-empty URL string from `v`, or an error naming `field`.
+fn url_from<'v>(v: &'v Value, field: &str) -> Result<&'v str, Fail> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Ok(s),
+        Value::String(_) => Err((400, format!("`{field}` is empty; expected a URL"))),
+        other => Err((
+            400,
+            format!("`{field}` must be a string, found {}", describe(other)),
+        )),
+    }
+}
+
+fn prediction(url: &str, score: f32, threshold: f32, version: &str) -> Value {
+    json!({
+        "url": url,
+        "label": Label::from_score(score, threshold).as_str(),
+        "score": score,
+        "model_version": version,
+    })
+}
+
+/// `POST /predict`: `{"url": ...}` (or the original field name `{"input": ...}`).
+fn predict(body: &Value) -> Result<Value, Fail> {
+    let Value::Object(obj) = body else {
+        return Err((
+            400,
+            format!(
+                "expected a JSON object such as {{\"url\": \"...\"}}, found {}",
+                describe(body)
+            ),
+        ));
+    };
+    let (field, value) = match (obj.get("url"), obj.get("input")) {
+        (Some(v), _) => ("url", v),
+        (None, Some(v)) => ("input", v),
+        (None, None) => {
+            return Err((
+                400,
+                "missing field `url`; expected {\"url\": \"https://example.com\"}".into(),
+            ))
+        }
+    };
+    let url = url_from(value, field)?;
+    let c = model::classifier().map_err(internal)?;
+    let score = c.scores(&[url]).map_err(internal)?[0];
+    Ok(prediction(url, score, c.threshold, &c.version))
+}
+
+/// The URLs of a batch: 1 to [`MAX_BATCH`] non-empty strings.
+fn batch_urls<'v>(v: &'v Value, field: &str) -> Result<Vec<&'v str>, Fail> {
+    let Value::Array(items) = v else {
+        return Err((
+            400,
+            format!("`{field}` must be an array of URLs, found {}", describe(v)),
+        ));
+    };
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err((
+            422,
+            format!(
+                "`{field}` holds {} URLs; send 1 to {MAX_BATCH}",
+                items.len()
+            ),
+        ));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, u)| url_from(u, &format!("{field}[{i}]")))
+        .collect()
+}
+
+/// `POST /predict/batch`: `{"urls": [...]}`.
+fn predict_batch(body: &Value) -> Result<Value, Fail> {
+    let urls = match body.get("urls") {
+        Some(v) => batch_urls(v, "urls")?,
+        None => {
+            return Err((
+                400,
+                "missing field `urls`; expected {\"urls\": [\"https://example.com\"]}".into(),
+            ))
+        }
+    };
+    let c = model::classifier().map_err(internal)?;
+    let scores = c.scores(&urls).map_err(internal)?;
+    let predictions: Vec<Value> = urls
+        .iter()
+        .zip(scores)
+        .map(|(u, s)| prediction(u, s, c.threshold, &c.version))
+        .collect();
+    Ok(json!({ "predictions": predictions }))
+}
+
+fn health() -> Result<Value, Fail> {
+    let c = model::classifier().map_err(internal)?;
+    Ok(json!({
+        "status": "ok",
+        "model": c.name,
+        "model_version": c.version,
+        "preinitialized": model::preinitialized(),
+        "loads_at_request_time": model::loads_at_request_time(),
+    }))
+}
+
+/// `GET /v2/models/phishing`: Open Inference Protocol model metadata.
+fn oip_metadata() -> Result<Value, Fail> {
+    let c = model::classifier().map_err(internal)?;
+    Ok(json!({
+        "name": OIP_MODEL,
+        "versions": [c.version],
+        "platform": "onnx_tract_wasm",
+        "inputs": [{ "name": "url", "datatype": "BYTES", "shape": [-1] }],
+        "outputs": [
+            { "name": "score", "datatype": "FP32", "shape": [-1] },
+            { "name": "label", "datatype": "BYTES", "shape": [-1] },
+        ],
+    }))
+}
+
+/// `POST /v2/models/phishing/infer`: one BYTES input of URLs → FP32 scores (and labels).
+fn oip_infer(body: &Value) -> Result<Value, Fail> {
+    let inputs = match body.get("inputs") {
+        Some(Value::Array(a)) if a.len() == 1 => &a[0],
+        Some(Value::Array(a)) => {
+            return Err((
+                400,
+                format!("expected exactly one input tensor, found {}", a.len()),
+            ))
+        }
+        Some(other) => {
+            return Err((
+                400,
+                format!("`inputs` must be an array, found {}", describe(other)),
+            ))
+        }
+        None => return Err((400, "missing field `inputs`".into())),
+    };
+    match inputs.get("datatype") {
+        Some(Value::String(d)) if d == "BYTES" => {}
+        Some(other) => {
+            return Err((
+                400,
+                format!(
+                    "input datatype must be \"BYTES\", found {}",
+                    describe(other)
+                ),
+            ))
+        }
+        None => return Err((400, "input is missing `datatype`".into())),
+    }
+    let data = inputs
+        .get("data")
+        .ok_or((400, "input is missing `data`".to_string()))?;
+    let urls = batch_urls(data, "inputs[0].data")?;
+    if let Some(shape) = inputs.get("shape") {
+        let n = shape
+            .as_array()
+            .filter(|s| s.len() == 1)
+            .and_then(|s| s[0].as_u64());
+        if n != Some(urls.len() as u64) {
+            return Err((
+                400,
+                format!(
+                    "input shape {} does not match {} data elements; expected [{}]",
+                    shape,
+                    urls.len(),
+                    urls.len()
+                ),
+            ));
+        }
+    }
+    let c = model::classifier().map_err(internal)?;
+    let scores = c.scores(&urls).map_err(internal)?;
+    let labels: Vec<&str> = scores
+        .iter()
+        .map(|&s| Label::from_score(s, c.threshold).as_str())
+        .collect();
+    let mut out = json!({
+        "model_name": OIP_MODEL,
+        "model_version": c.version,
+        "outputs": [
+            { "name": "score", "datatype": "FP32", "shape": [scores.len()], "data": scores },
+            { "name": "label", "datatype": "BYTES", "shape": [labels.len()], "data": labels },
+        ],
+    });
+    if let Some(id) = body.get("id") {
+        out["id"] = id.clone();
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req<'a>(method: &'a str, path: &'a str, ct: Option<&'a str>, body: &'a [u8]) -> Request<'a> {
+        Request {
+            method,
+            path,
+            content_type: ct,
+            body,
+        }
+    }
+
+    #[test]
+    fn routes_are_unique_and_documented() {
+        let doc: Value = serde_json::from_str(OPENAPI_JSON).unwrap();
+        for (i, (path, methods)) in ROUTES.iter().enumerate() {
+            assert!(
+                ROUTES[i + 1..].iter().all(|(p, _)| p != path),
+                "{path} twice"
+            );
+            for m in *methods {
+                assert!(
+                    doc["paths"][path][m.to_lowercase()].is_object(),
+                    "{m} {path} missing from openapi.json"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn long_values_are_shortened_in_messages() {
+        let long = Value::String("x".repeat(500));
+        let d = describe(&long);
+        assert!(
+            d.starts_with("string `\"xxx") && d.ends_with("…`") && d.len() < 100,
+            "{d}"
+        );
+        assert_eq!(describe(&json!(42)), "number `42`");
+    }
+
+    #[test]
+    fn trailing_slash_reaches_the_same_route_and_head_is_get() {
+        assert_eq!(
+            handle(req("GET", "/v2/health/live/", None, b"")).status,
+            200
+        );
+        assert_eq!(
+            handle(req("HEAD", "/v2/health/live", None, b"")).status,
+            200
+        );
+    }
+
+    #[test]
+    fn content_type_with_charset_is_json() {
+        let r = handle(req(
+            "POST",
+            "/predict",
+            Some("application/json; charset=utf-8"),
+            b"{}",
+        ));
+        assert_eq!(r.status, 400); // reached validation: missing `url`
+        assert!(r.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `url`"));
+    }
+
+    #[test]
+    fn missing_content_type_is_accepted_as_json() {
+        let r = handle(req("POST", "/predict", None, br#"{"url": 1}"#));
+        assert_eq!(r.status, 400);
+        assert!(r.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("must be a string"));
+    }
+}

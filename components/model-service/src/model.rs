@@ -1,0 +1,140 @@
+//! The released model, built into the component, loaded once per instance — or once at build time
+//! when the component is pre-initialized (snapshotted), so requests never pay for it.
+
+use anyhow::{Context, Result};
+use lib_ml::Tokenizer;
+use std::io::Cursor;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use tract_onnx::prelude::*;
+
+/// `model/model.onnx`, built in.
+pub const MODEL_ONNX: &[u8] = include_bytes!("../../../model/model.onnx");
+/// `model/tokenizer.json`, built in.
+pub const TOKENIZER_JSON: &str = include_str!("../../../model/tokenizer.json");
+/// `model/model-card.json`, built in and served at `GET /model`.
+pub const MODEL_CARD_JSON: &str = include_str!("../../../model/model-card.json");
+
+/// The most URLs one call may classify.
+pub const MAX_BATCH: usize = 256;
+
+type Plan = Arc<TypedRunnableModel>;
+
+/// The model, ready to run.
+pub struct Classifier {
+    /// Plan for exactly one URL (the common `/predict` case, fully specialised).
+    single: Plan,
+    /// Plan for any batch size (symbolic batch dimension).
+    batched: Plan,
+    /// The tokenizer the model was trained with.
+    pub tokenizer: Tokenizer,
+    /// Model name from the card.
+    pub name: String,
+    /// Model version from the card.
+    pub version: String,
+    /// Scores at or above this are phishing.
+    pub threshold: f32,
+}
+
+static CLASSIFIER: OnceLock<Classifier> = OnceLock::new();
+static PREINITIALIZED: AtomicBool = AtomicBool::new(false);
+static LOADS_AT_REQUEST_TIME: AtomicU32 = AtomicU32::new(0);
+
+#[derive(serde::Deserialize)]
+struct CardHead {
+    name: String,
+    version: String,
+    threshold: f32,
+}
+
+impl Classifier {
+    /// Parses, optimizes and plans the built-in model (the expensive step).
+    pub fn load() -> Result<Classifier> {
+        let tokenizer =
+            Tokenizer::from_json(TOKENIZER_JSON).context("built-in tokenizer is invalid")?;
+        let card: CardHead =
+            serde_json::from_str(MODEL_CARD_JSON).context("built-in model card is invalid")?;
+        // Read the ONNX graph once; both plans start from it.
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut Cursor::new(MODEL_ONNX))
+            .context("built-in ONNX model is invalid")?;
+        let len = tokenizer.max_len();
+        // Fix the input shape to [1, len], optimize, plan.
+        let single = model
+            .clone()
+            .with_input_fact(0, i64::fact([1, len]).into())?
+            .into_optimized()?
+            .into_runnable()?;
+        // Keep the batch dimension symbolic (the graph declares it as `batch`), optimize, plan.
+        let batch = model.sym("batch");
+        let batched = model
+            .with_input_fact(0, i64::fact(&[batch.to_dim(), len.to_dim()]).into())?
+            .into_optimized()?
+            .into_runnable()?;
+        Ok(Classifier {
+            single,
+            batched,
+            tokenizer,
+            name: card.name,
+            version: card.version,
+            threshold: card.threshold,
+        })
+    }
+
+    /// P(phishing) for each URL, in order. `urls` must hold 1..=[`MAX_BATCH`] URLs.
+    pub fn scores(&self, urls: &[&str]) -> Result<Vec<f32>> {
+        anyhow::ensure!(
+            !urls.is_empty() && urls.len() <= MAX_BATCH,
+            "expected 1 to {MAX_BATCH} URLs"
+        );
+        let len = self.tokenizer.max_len();
+        let mut ids = Vec::with_capacity(urls.len() * len);
+        self.tokenizer.encode_batch(urls, &mut ids);
+        let input: Tensor = tract_ndarray::Array2::from_shape_vec(
+            (urls.len(), len),
+            ids.into_iter().map(i64::from).collect(),
+        )?
+        .into();
+        let plan = if urls.len() == 1 {
+            &self.single
+        } else {
+            &self.batched
+        };
+        let out = plan.run(tvec!(input.into()))?;
+        Ok(out[0]
+            .to_plain_array_view::<f32>()?
+            .iter()
+            .copied()
+            .collect())
+    }
+}
+
+/// Loads the model into this instance's global; called by the build-time snapshot hook.
+pub fn preinitialize() -> Result<()> {
+    if CLASSIFIER.get().is_none() {
+        let c = Classifier::load()?;
+        let _ = CLASSIFIER.set(c);
+    }
+    PREINITIALIZED.store(true, Ordering::SeqCst);
+    Ok(())
+}
+
+/// The instance's classifier, loading it now if the component was not pre-initialized.
+pub fn classifier() -> Result<&'static Classifier> {
+    if let Some(c) = CLASSIFIER.get() {
+        return Ok(c);
+    }
+    let c = Classifier::load()?;
+    LOADS_AT_REQUEST_TIME.fetch_add(1, Ordering::SeqCst);
+    Ok(CLASSIFIER.get_or_init(|| c))
+}
+
+/// Whether the model came from the build-time snapshot.
+pub fn preinitialized() -> bool {
+    PREINITIALIZED.load(Ordering::SeqCst)
+}
+
+/// How many times this instance had to load the model while serving (0 when pre-initialized).
+pub fn loads_at_request_time() -> u32 {
+    LOADS_AT_REQUEST_TIME.load(Ordering::SeqCst)
+}

@@ -1,0 +1,164 @@
+//! Inference benchmark on the released model, all in one run so the ratios are fair:
+//! native tract vs tract inside wasm (through the WIT `classifier` interface), one URL and a batch
+//! of 32; per-request cost the way Spin runs it (fresh instance + HTTP handling) vs a warm instance;
+//! model load; component size and compile time.
+//!
+//! `cargo bench -p wasm-host --bench inference` (after building the components) prints the figures
+//! and writes `target/bench-results/inference.json`. Nothing here asserts on time.
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use std::time::Instant;
+use wasm_host::host::WasmtimeContext;
+use wasm_host::{Host, HostOptions};
+use wasmtime::component::Component;
+
+wasmtime::component::bindgen!({
+    path: "../../wit",
+    world: "model-service",
+    exports: { default: async },
+});
+
+const URL: &str = "http://paypal.com.verify-account.tk/webscr.php?cmd=_login-run&dispatch=5885d80a13c0db1f8e263663d3faee8d";
+
+/// Median seconds of `f` over `n` runs, after `warm` unmeasured runs.
+fn median<F: FnMut() -> Result<()>>(warm: usize, n: usize, mut f: F) -> Result<f64> {
+    for _ in 0..warm {
+        f()?;
+    }
+    let mut t = Vec::with_capacity(n);
+    for _ in 0..n {
+        let s = Instant::now();
+        f()?;
+        t.push(s.elapsed().as_secs_f64());
+    }
+    t.sort_by(f64::total_cmp);
+    Ok(t[n / 2])
+}
+
+fn urls(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            format!(
+                "http://login-{i}.secure-update.example.tk/account/verify.php?id={}",
+                i * 7919
+            )
+        })
+        .collect()
+}
+
+fn main() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let batch = urls(32);
+    let batch_refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+
+    // Native tract, same code as the component.
+    let t = Instant::now();
+    let native = model_service::model::Classifier::load()?;
+    let native_load = t.elapsed().as_secs_f64();
+    let native_one = median(5, 200, || native.scores(&[URL]).map(drop))?;
+    let native_32 = median(2, 30, || native.scores(&batch_refs).map(drop))?;
+
+    // The pre-initialized component through the WIT interface, one warm instance.
+    let host = Host::load(
+        &root.join("spin.toml"),
+        HostOptions {
+            components: Some(vec!["model-service".into()]),
+            ..Default::default()
+        },
+    )?;
+    let loaded = host
+        .component("model-service")
+        .context("model-service not loaded")?;
+    let pre = ModelServicePre::new(host.linker().instantiate_pre(&loaded.component)?)?;
+    let mut store = host.new_store("model-service");
+    let instance = rt.block_on(pre.instantiate_async(&mut store))?;
+    let classifier = instance.phishing_classifier_classifier();
+    let one = vec![URL.to_string()];
+    let mut call = |urls: &Vec<String>| -> Result<()> {
+        rt.block_on(classifier.call_classify(&mut store, urls))?
+            .map_err(anyhow::Error::msg)?;
+        Ok(())
+    };
+    let wasm_one = median(5, 200, || call(&one))?;
+    let wasm_32 = median(2, 30, || call(&batch))?;
+
+    // Per request as Spin runs it: fresh instance from the InstancePre + HTTP handling.
+    let body = json!({ "url": URL }).to_string();
+    let per_request = median(5, 200, || {
+        let r = rt.block_on(host.request(
+            "POST",
+            "/predict",
+            &[("content-type", "application/json")],
+            body.clone(),
+        ))?;
+        anyhow::ensure!(r.status == 200, "status {}", r.status);
+        Ok(())
+    })?;
+
+    // Without the snapshot: a fresh instance must load the model first.
+    let raw_path = root.join("target/wasm32-wasip2/release/model_service.wasm");
+    let raw =
+        Component::from_file(host.engine(), &raw_path).ctx(|| raw_path.display().to_string())?;
+    let raw_pre = ModelServicePre::new(host.linker().instantiate_pre(&raw)?)?;
+    let cold_unsnapshotted = median(1, 10, || {
+        let mut store = host.new_store("model-service");
+        let inst = rt.block_on(raw_pre.instantiate_async(&mut store))?;
+        rt.block_on(
+            inst.phishing_classifier_classifier()
+                .call_classify(&mut store, &one),
+        )?
+        .map_err(anyhow::Error::msg)?;
+        Ok(())
+    })?;
+
+    let r = json!({
+        "native": { "model_load_ms": native_load * 1e3, "one_url_ms": native_one * 1e3, "batch32_ms": native_32 * 1e3 },
+        "wasm_wit_warm": { "one_url_ms": wasm_one * 1e3, "batch32_ms": wasm_32 * 1e3 },
+        "ratio_wasm_vs_native": { "one_url": wasm_one / native_one, "batch32": wasm_32 / native_32 },
+        "per_request_fresh_instance_http_ms": per_request * 1e3,
+        "ratio_fresh_request_vs_warm_inference": per_request / wasm_one,
+        "fresh_instance_without_snapshot_ms": cold_unsnapshotted * 1e3,
+        "component_bytes": loaded.size_bytes,
+        "component_compile_s": loaded.compile_seconds,
+    });
+    println!(
+        "native tract:     one URL {:.2} ms, batch of 32 {:.2} ms (model load {:.1} ms)",
+        native_one * 1e3,
+        native_32 * 1e3,
+        native_load * 1e3
+    );
+    println!(
+        "wasm (WIT, warm): one URL {:.2} ms, batch of 32 {:.2} ms",
+        wasm_one * 1e3,
+        wasm_32 * 1e3
+    );
+    println!(
+        "wasm / native:    one URL {:.2}x, batch of 32 {:.2}x",
+        wasm_one / native_one,
+        wasm_32 / native_32
+    );
+    println!(
+        "per request like Spin (fresh instance + HTTP): {:.2} ms = {:.2}x warm inference",
+        per_request * 1e3,
+        per_request / wasm_one
+    );
+    println!(
+        "fresh instance without the snapshot (load + infer): {:.2} ms",
+        cold_unsnapshotted * 1e3
+    );
+    println!(
+        "component: {} bytes, compiled in {:.2} s",
+        loaded.size_bytes, loaded.compile_seconds
+    );
+    let out = root.join("target/bench-results");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(
+        out.join("inference.json"),
+        serde_json::to_string_pretty(&r)?,
+    )?;
+    Ok(())
+}

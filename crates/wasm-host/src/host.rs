@@ -1,0 +1,563 @@
+//! The runtime: one compiled component and `InstancePre` per Spin component, a fresh instance
+//! (and store) per request, Spin's routing and request headers, service chaining to
+//! `http://<component>.spin.internal` in-process, and `allowed_outbound_hosts` enforced.
+
+use crate::manifest::{expand_template, App};
+use crate::outbound::{is_allowed, AllowedHost};
+use crate::routes::{Match, Router};
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{
+    Error as HttpError, RequestOptions, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
+
+/// `with_context` for wasmtime's own error type, which anyhow's `Context` does not accept.
+pub trait WasmtimeContext<T> {
+    /// Converts to an anyhow error with `f()` as context.
+    fn ctx<C: std::fmt::Display + Send + Sync + 'static>(self, f: impl FnOnce() -> C) -> Result<T>;
+}
+
+impl<T> WasmtimeContext<T> for wasmtime::Result<T> {
+    fn ctx<C: std::fmt::Display + Send + Sync + 'static>(self, f: impl FnOnce() -> C) -> Result<T> {
+        self.map_err(anyhow::Error::from).with_context(f)
+    }
+}
+
+/// The body type responses carry.
+pub type Body = HyperOutgoingBody;
+
+/// Per-request state of one instance.
+pub struct State {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hooks: Hooks,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// What a request from a component may reach, and how it gets there.
+struct Hooks {
+    host: Arc<Inner>,
+    component: String,
+}
+
+/// A loaded component.
+pub struct Loaded {
+    pre: ProxyPre<State>,
+    allowed: Vec<AllowedHost>,
+    /// Resolved component variables.
+    pub variables: BTreeMap<String, String>,
+    /// Size of the `.wasm` in bytes.
+    pub size_bytes: u64,
+    /// Time to compile it with Cranelift.
+    pub compile_seconds: f64,
+    /// The compiled component (for callers that instantiate other worlds of it, e.g. benchmarks).
+    pub component: Component,
+}
+
+struct Inner {
+    engine: Engine,
+    app: App,
+    router: Router,
+    components: HashMap<String, Loaded>,
+    requests: AtomicU64,
+    linker: Linker<State>,
+}
+
+/// A running application: call [`Host::handle`] per request, or serve it with [`crate::serve`].
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<Inner>,
+}
+
+/// How to build a [`Host`].
+#[derive(Default, Clone)]
+pub struct HostOptions {
+    /// Load only these components (like a SpinApp's `spec.components`); `None` = all.
+    pub components: Option<Vec<String>>,
+    /// Values for application variables, overriding defaults (like `spin up --variable`).
+    pub variables: BTreeMap<String, String>,
+    /// Let guests write to this process's stderr (their logs).
+    pub inherit_stderr: bool,
+}
+
+/// The wasmtime engine every component shares: Cranelift, SIMD, async.
+pub fn engine() -> Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true).wasm_simd(true);
+    Ok(Engine::new(&config)?)
+}
+
+/// A linker with the WASI and WASI-HTTP interfaces Spin components import.
+pub fn linker(engine: &Engine) -> Result<Linker<State>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    Ok(linker)
+}
+
+impl Host {
+    /// Loads the application in `manifest` (a `spin.toml`), compiling its components.
+    pub fn load(manifest: &Path, options: HostOptions) -> Result<Host> {
+        let app = App::load(manifest)?;
+        let engine = engine()?;
+        let linker = linker(&engine)?;
+        // Resolve application variables: overrides, then defaults; required ones must be set.
+        let mut vars = BTreeMap::new();
+        for (name, v) in &app.variables {
+            match options
+                .variables
+                .get(name)
+                .cloned()
+                .or_else(|| v.default.clone())
+            {
+                Some(value) => {
+                    vars.insert(name.clone(), value);
+                }
+                None if v.required => {
+                    bail!("application variable `{name}` is required but has no value")
+                }
+                None => {}
+            }
+        }
+        for name in options.variables.keys() {
+            if !app.variables.contains_key(name) {
+                bail!("variable `{name}` is not declared in `[variables]` of the manifest");
+            }
+        }
+        let lookup = |n: &str| vars.get(n).cloned();
+        let mut components = HashMap::new();
+        for (id, def) in &app.components {
+            if options
+                .components
+                .as_ref()
+                .is_some_and(|keep| !keep.contains(id))
+            {
+                continue;
+            }
+            let path = app.source_path(id);
+            let bytes = std::fs::read(&path).with_context(|| {
+                format!(
+                    "failed to read component `{id}` from `{}`; build it first (spin build)",
+                    path.display()
+                )
+            })?;
+            let t = Instant::now();
+            let component = Component::new(&engine, &bytes)
+                .ctx(|| format!("failed to compile component `{id}`"))?;
+            let compile_seconds = t.elapsed().as_secs_f64();
+            let pre = ProxyPre::new(linker.instantiate_pre(&component).ctx(|| {
+                format!("component `{id}` imports something this host does not provide")
+            })?)
+            .ctx(|| format!("component `{id}` does not export wasi:http/incoming-handler"))?;
+            let allowed = def
+                .allowed_outbound_hosts
+                .iter()
+                .map(|h| AllowedHost::parse(&expand_template(h, lookup)?))
+                .collect::<Result<Vec<_>>>()
+                .with_context(|| format!("invalid allowed_outbound_hosts of component `{id}`"))?;
+            let variables = def
+                .variables
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), expand_template(v, lookup)?)))
+                .collect::<Result<_>>()?;
+            components.insert(
+                id.clone(),
+                Loaded {
+                    pre,
+                    allowed,
+                    variables,
+                    size_bytes: bytes.len() as u64,
+                    compile_seconds,
+                    component,
+                },
+            );
+        }
+        if let Some(keep) = &options.components {
+            for id in keep {
+                if !components.contains_key(id) {
+                    bail!("component `{id}` is not in the manifest");
+                }
+            }
+        }
+        // Routes of components not loaded stay unrouted, as in a SpinApp retaining a subset.
+        let router = Router::new(app.triggers.iter().filter_map(|t| {
+            let route = t.route.clone()?;
+            components
+                .contains_key(&t.component)
+                .then(|| (route, t.component.clone()))
+        }));
+        let _ = options.inherit_stderr;
+        Ok(Host {
+            inner: Arc::new(Inner {
+                engine,
+                app,
+                router,
+                components,
+                requests: AtomicU64::new(0),
+                linker,
+            }),
+        })
+    }
+
+    /// The engine components were compiled with.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// A loaded component by id.
+    pub fn component(&self, id: &str) -> Option<&Loaded> {
+        self.inner.components.get(id)
+    }
+
+    /// The application name.
+    pub fn app_name(&self) -> &str {
+        &self.inner.app.name
+    }
+
+    /// Requests handled so far (including chained ones).
+    pub fn requests_handled(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// A fresh store for `component`, as a request gets.
+    pub fn new_store(&self, component: &str) -> Store<State> {
+        new_store(&self.inner, component)
+    }
+
+    /// The linker used for every component.
+    pub fn linker(&self) -> &Linker<State> {
+        &self.inner.linker
+    }
+
+    /// Routes `req` by path and runs the matching component in a fresh instance.
+    pub async fn handle<B>(&self, req: hyper::Request<B>) -> Result<hyper::Response<Body>>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<HttpError>,
+    {
+        let path = req.uri().path().to_string();
+        match self.inner.router.route(&path) {
+            Some(m) => dispatch(self.inner.clone(), m, req, "127.0.0.1:0").await,
+            None => Ok(plain(404, "Not Found")),
+        }
+    }
+
+    /// Convenience for tests: sends `method path` with `body` and collects the response.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<TestResponse> {
+        let mut b = hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://localhost{path}"));
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let req = b.body(
+            Full::new(body.into())
+                .map_err(|never: std::convert::Infallible| -> HttpError { match never {} }),
+        )?;
+        let resp = self.handle(req).await?;
+        TestResponse::collect(resp).await
+    }
+}
+
+/// A response with its body collected.
+#[derive(Debug, Clone)]
+pub struct TestResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: http::HeaderMap,
+    /// Body bytes.
+    pub body: Bytes,
+}
+
+impl TestResponse {
+    /// Collects a streaming response.
+    pub async fn collect(resp: hyper::Response<Body>) -> Result<TestResponse> {
+        let (parts, body) = resp.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("response body failed: {e:?}"))?
+            .to_bytes();
+        Ok(TestResponse {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Result<serde_json::Value> {
+        serde_json::from_slice(&self.body).with_context(|| {
+            format!(
+                "response is not JSON: {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+fn plain(status: u16, text: &'static str) -> hyper::Response<Body> {
+    let body = Full::new(Bytes::from_static(text.as_bytes()))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut resp = hyper::Response::new(body);
+    *resp.status_mut() = http::StatusCode::from_u16(status).expect("valid status");
+    resp
+}
+
+/// A store outside any application (for pre-initialization): WASI only, outbound HTTP denied.
+pub fn bare_store(engine: &Engine) -> Store<State> {
+    let app = App::parse(
+        "spin_manifest_version = 2\n[application]\nname = \"prewarm\"\n",
+        Path::new("."),
+    )
+    .expect("valid");
+    let inner = Arc::new(Inner {
+        engine: engine.clone(),
+        app,
+        router: Router::default(),
+        components: HashMap::new(),
+        requests: AtomicU64::new(0),
+        linker: Linker::new(engine),
+    });
+    new_store(&inner, "")
+}
+
+fn new_store(inner: &Arc<Inner>, component: &str) -> Store<State> {
+    let mut wasi = WasiCtx::builder();
+    wasi.inherit_stderr();
+    Store::new(
+        &inner.engine,
+        State {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: Hooks {
+                host: inner.clone(),
+                component: component.to_string(),
+            },
+        },
+    )
+}
+
+/// Runs `m.component` on `req` in a fresh instance, with Spin's request headers.
+async fn dispatch<B>(
+    inner: Arc<Inner>,
+    m: Match,
+    req: hyper::Request<B>,
+    client_addr: &str,
+) -> Result<hyper::Response<Body>>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<HttpError>,
+{
+    inner.requests.fetch_add(1, Ordering::Relaxed);
+    let loaded = inner
+        .components
+        .get(&m.component)
+        .with_context(|| format!("component `{}` is not loaded", m.component))?;
+    let (mut parts, body) = req.into_parts();
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "localhost".into());
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/".to_string(), |p| p.to_string());
+    let full_url = format!("http://{host}{path_and_query}");
+    parts.uri = full_url.parse().context("invalid request URI")?;
+    for (name, value) in [
+        ("spin-full-url", full_url.as_str()),
+        ("spin-path-info", m.path_info.as_str()),
+        ("spin-matched-route", m.route.as_str()),
+        ("spin-raw-component-route", m.route.as_str()),
+        ("spin-component-route", m.base.as_str()),
+        ("spin-base-path", "/"),
+        ("spin-client-addr", client_addr),
+    ] {
+        parts.headers.insert(name, value.parse()?);
+    }
+    if !parts.headers.contains_key(http::header::HOST) {
+        parts.headers.insert(http::header::HOST, host.parse()?);
+    }
+    let req = hyper::Request::from_parts(parts, body);
+
+    let mut store = new_store(&inner, &m.component);
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let req = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, req)?;
+    let out = store.data_mut().http().new_response_outparam(sender)?;
+    let pre = loaded.pre.clone();
+    let task = tokio::task::spawn(async move {
+        let proxy = pre.instantiate_async(&mut store).await?;
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, req, out)
+            .await
+    });
+    match receiver.await {
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(code)) => Ok(error_response(&format!(
+            "component `{}` failed: {code:?}",
+            m.component
+        ))),
+        Err(_) => {
+            let why = match task.await {
+                Ok(Ok(())) => "the component returned without setting a response".to_string(),
+                Ok(Err(e)) => format!("{e:?}"),
+                Err(e) => e.to_string(),
+            };
+            eprintln!("wasm-host: component `{}` trapped: {why}", m.component);
+            // Spin answers a trapped component with a 500.
+            Ok(error_response(&format!(
+                "component `{}` trapped",
+                m.component
+            )))
+        }
+    }
+}
+
+fn error_response(text: &str) -> hyper::Response<Body> {
+    let body = Full::new(Bytes::from(text.to_string()))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut resp = hyper::Response::new(body);
+    *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    resp
+}
+
+type SendResult = Result<
+    (
+        http::Response<wasmtime_wasi_http::WasiBody>,
+        Box<dyn std::future::Future<Output = Result<(), HttpError>> + Send>,
+    ),
+    HttpError,
+>;
+
+impl WasiHttpHooks for Hooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn std::future::Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<dyn std::future::Future<Output = SendResult> + Send> {
+        drop(fut);
+        let inner = self.host.clone();
+        let from = self.component.clone();
+        Box::new(async move {
+            let uri = request.uri().clone();
+            let scheme = uri.scheme_str().unwrap_or("http").to_string();
+            let host = uri.host().unwrap_or("").to_string();
+            let port = uri.port_u16();
+            let allowed = inner
+                .components
+                .get(&from)
+                .map_or(&[][..], |c| &c.allowed[..]);
+            if !is_allowed(allowed, &scheme, &host, port) {
+                eprintln!("wasm-host: component `{from}` may not send to `{scheme}://{host}` (not in allowed_outbound_hosts)");
+                return Err(HttpError::HttpRequestDenied);
+            }
+            let first_byte = options.and_then(|o| o.first_byte_timeout);
+            if let Some(target) = host.strip_suffix(".spin.internal") {
+                // Service chaining: straight to the target component, no network.
+                let Some(target_routes) = inner
+                    .components
+                    .contains_key(target)
+                    .then(|| routes_of(&inner, target))
+                else {
+                    return Err(HttpError::DestinationNotFound);
+                };
+                let path = uri.path().to_string();
+                let m = target_routes.route(&path).unwrap_or(Match {
+                    component: target.to_string(),
+                    route: "/...".into(),
+                    base: String::new(),
+                    path_info: path,
+                });
+                let call = dispatch(inner.clone(), m, request, "127.0.0.1:0");
+                let resp = match first_byte {
+                    Some(t) => tokio::time::timeout(t, call)
+                        .await
+                        .map_err(|_| HttpError::ConnectionReadTimeout)?,
+                    None => call.await,
+                }
+                .map_err(|e| {
+                    eprintln!("wasm-host: chained request failed: {e:?}");
+                    HttpError::DestinationUnavailable
+                })?;
+                let io: Box<dyn std::future::Future<Output = Result<(), HttpError>> + Send> =
+                    Box::new(async { Ok(()) });
+                return Ok((resp, io));
+            }
+            let (resp, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let io: Box<dyn std::future::Future<Output = Result<(), HttpError>> + Send> =
+                Box::new(io);
+            Ok((resp.map(|b| b.boxed_unsync()), io))
+        })
+    }
+}
+
+fn routes_of(inner: &Inner, component: &str) -> Router {
+    Router::new(
+        inner
+            .app
+            .triggers
+            .iter()
+            .filter(|t| t.component == component)
+            .map(|t| {
+                (
+                    t.route.clone().unwrap_or_else(|| "/...".into()),
+                    t.component.clone(),
+                )
+            }),
+    )
+}

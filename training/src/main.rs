@@ -1,0 +1,80 @@
+//! `model-training`: check data → train → evaluate → export, one stage at a time or all at once.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use model_training::params::Params;
+use model_training::pipeline::Run;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Train, evaluate and export the phishing-URL char-CNN.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Params file (TOML) driving the run.
+    #[arg(long, default_value = "training/params.toml", global = true)]
+    params: PathBuf,
+    /// Data directory with train.txt, val.txt, test.txt (overrides the params file).
+    #[arg(long, env = "PHISHING_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Output directory for every artifact (`model` to release).
+    #[arg(long, default_value = "training/out", global = true)]
+    out: PathBuf,
+    /// No progress bars (logs only).
+    #[arg(long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    stage: Stage,
+}
+
+#[derive(Subcommand, Clone, Copy, PartialEq)]
+enum Stage {
+    /// Load and check the data: counts, class balance, malformed rows, train/test overlap.
+    Check,
+    /// Train the network (early stopping on validation loss).
+    Train,
+    /// Score every split: metrics.json, ROC and confusion-matrix plots.
+    Evaluate,
+    /// Export ONNX, check it with tract, write the model card.
+    Export,
+    /// Every stage in order.
+    All,
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let mut params = Params::load(&cli.params)?;
+    if let Some(dir) = cli.data_dir {
+        params.data.dir = dir;
+    }
+    let mut run = Run::new(params, &cli.out, !cli.quiet)?;
+    let splits = run.check()?;
+    if matches!(cli.stage, Stage::Train | Stage::All) {
+        run.train(&splits)?;
+    }
+    if matches!(cli.stage, Stage::Evaluate | Stage::All) {
+        run.evaluate(&splits)?;
+    }
+    if matches!(cli.stage, Stage::Export | Stage::All) {
+        let card = run.export(&splits)?;
+        let t = &card.metrics["test"];
+        run.log(&format!(
+            "released {} {}: test accuracy {:.4}, ROC-AUC {:.4} -> {}",
+            card.name,
+            card.version,
+            t.accuracy,
+            t.roc_auc,
+            cli.out.display()
+        ));
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! ONNX export of the trained network, written directly as ONNX protobuf (opset 13), and a tract
+//! runner for checking the export.
+
+use crate::model::{CharCnn, ORIGINAL};
+use anyhow::{Context, Result};
+use lib_ml::Tokenizer;
+use prost::Message;
+use std::path::Path;
+use tract_onnx::pb::{
+    self, attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto::dimension,
+    type_proto,
+};
+use tract_onnx::prelude::*;
+
+/// The graph's input: token ids `[batch, sequence_length]`, int64.
+pub const INPUT_NAME: &str = "input_ids";
+/// The graph's output: phishing scores `[batch, 1]`, float32 in [0, 1].
+pub const OUTPUT_NAME: &str = "score";
+/// The ONNX opset the export targets.
+pub const OPSET: i64 = 13;
+
+fn attr_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Ints as i32,
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn attr_int(name: &str, v: i64) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Int as i32,
+        i: v,
+        ..Default::default()
+    }
+}
+
+fn node(
+    op: &str,
+    name: &str,
+    inputs: &[&str],
+    output: &str,
+    attribute: Vec<pb::AttributeProto>,
+) -> pb::NodeProto {
+    pb::NodeProto {
+        op_type: op.into(),
+        name: name.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        attribute,
+        ..Default::default()
+    }
+}
+
+fn initializer(name: &str, t: &candle_core::Tensor) -> Result<pb::TensorProto> {
+    Ok(pb::TensorProto {
+        name: name.into(),
+        dims: t.dims().iter().map(|&d| d as i64).collect(),
+        data_type: DataType::Float as i32,
+        raw_data: t
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .iter()
+            .flat_map(|f| f.to_le_bytes())
+            .collect(),
+        ..Default::default()
+    })
+}
+
+fn value_info(name: &str, elem: DataType, dims: &[Result<i64, &str>]) -> pb::ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| pb::tensor_shape_proto::Dimension {
+            value: Some(match d {
+                Ok(v) => dimension::Value::DimValue(*v),
+                Err(p) => dimension::Value::DimParam(p.to_string()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: elem as i32,
+                shape: Some(pb::TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Builds the ONNX model of `net` for sequences of `sequence_length` ids.
+pub fn to_onnx(
+    net: &CharCnn,
+    sequence_length: usize,
+    model_version: &str,
+) -> Result<pb::ModelProto> {
+    let mut nodes = Vec::new();
+    let mut inits = vec![initializer("embedding", net.embedding.as_tensor())?];
+    // Embedding lookup [N, L] -> [N, L, E], then channels first [N, E, L] as the convolutions expect.
+    nodes.push(node(
+        "Gather",
+        "embedding_lookup",
+        &["embedding", INPUT_NAME],
+        "embedded",
+        vec![attr_int("axis", 0)],
+    ));
+    nodes.push(node(
+        "Transpose",
+        "channels_first",
+        &["embedded"],
+        "x0",
+        vec![attr_ints("perm", &[0, 2, 1])],
+    ));
+    let mut x = "x0".to_string();
+    for (i, ((w, b), spec)) in net.convs.iter().zip(ORIGINAL).enumerate() {
+        let (wn, bn) = (format!("conv{i}.weight"), format!("conv{i}.bias"));
+        inits.push(initializer(&wn, w.as_tensor())?);
+        inits.push(initializer(&bn, b.as_tensor())?);
+        let p = spec.padding as i64;
+        let conv = format!("conv{i}");
+        nodes.push(node(
+            "Conv",
+            &conv,
+            &[&x, &wn, &bn],
+            &conv,
+            vec![
+                attr_ints("kernel_shape", &[spec.kernel as i64]),
+                attr_ints("pads", &[p, p]),
+            ],
+        ));
+        let act = format!("tanh{i}");
+        nodes.push(node("Tanh", &act, &[&conv], &act, vec![]));
+        x = act;
+        if spec.pool {
+            let pool = format!("pool{i}");
+            nodes.push(node(
+                "MaxPool",
+                &pool,
+                &[&x],
+                &pool,
+                vec![attr_ints("kernel_shape", &[3]), attr_ints("strides", &[3])],
+            ));
+            x = pool;
+        }
+    }
+    nodes.push(node(
+        "Flatten",
+        "flatten",
+        &[&x],
+        "flat",
+        vec![attr_int("axis", 1)],
+    ));
+    inits.push(initializer("dense.weight", net.dense_w.as_tensor())?);
+    inits.push(initializer("dense.bias", net.dense_b.as_tensor())?);
+    nodes.push(node(
+        "Gemm",
+        "dense",
+        &["flat", "dense.weight", "dense.bias"],
+        "logit",
+        vec![attr_int("transB", 1)],
+    ));
+    nodes.push(node("Sigmoid", "sigmoid", &["logit"], OUTPUT_NAME, vec![]));
+
+    let graph = pb::GraphProto {
+        name: "phishing-char-cnn".into(),
+        node: nodes,
+        initializer: inits,
+        input: vec![value_info(INPUT_NAME, DataType::Int64, &[Err("batch"), Ok(sequence_length as i64)])],
+        output: vec![value_info(OUTPUT_NAME, DataType::Float, &[Err("batch"), Ok(1)])],
+        doc_string: "Character-level CNN scoring URLs: input token ids (lib-ml tokenizer), output P(phishing)".into(),
+        ..Default::default()
+    };
+    Ok(pb::ModelProto {
+        ir_version: 7,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
+        producer_name: "model-training".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc_string: format!("phishing-char-cnn {model_version}"),
+        graph: Some(graph),
+        metadata_props: vec![pb::StringStringEntryProto {
+            key: "model_version".into(),
+            value: model_version.into(),
+        }],
+        ..Default::default()
+    })
+}
+
+/// Writes `net` as an ONNX file.
+pub fn export(
+    net: &CharCnn,
+    sequence_length: usize,
+    model_version: &str,
+    path: &Path,
+) -> Result<usize> {
+    let bytes = to_onnx(net, sequence_length, model_version)?.encode_to_vec();
+    std::fs::write(path, &bytes)
+        .with_context(|| format!("failed to write ONNX model `{}`", path.display()))?;
+    Ok(bytes.len())
+}
+
+/// An exported model loaded and optimised by tract for a fixed batch size.
+pub struct TractModel {
+    plan: std::sync::Arc<TypedRunnableModel>,
+    batch: usize,
+    len: usize,
+}
+
+impl TractModel {
+    /// Loads `path` for batches of exactly `batch` rows of `len` ids.
+    pub fn load(path: &Path, batch: usize, len: usize) -> Result<TractModel> {
+        let plan = tract_onnx::onnx()
+            .model_for_path(path)
+            .with_context(|| format!("tract failed to read `{}`", path.display()))?
+            .with_input_fact(0, i64::fact([batch, len]).into())?
+            .into_optimized()?
+            .into_runnable()?;
+        Ok(TractModel { plan, batch, len })
+    }
+
+    /// Scores `urls` (any count; padded to full batches internally).
+    pub fn scores(&self, tokenizer: &Tokenizer, urls: &[&str]) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(urls.len());
+        let mut ids = Vec::new();
+        for chunk in urls.chunks(self.batch) {
+            tokenizer.encode_batch(chunk, &mut ids);
+            ids.resize(self.batch * self.len, 0);
+            let input: Tensor = tract_ndarray::Array2::from_shape_vec(
+                (self.batch, self.len),
+                ids.iter().map(|&i| i as i64).collect(),
+            )?
+            .into();
+            let result = self.plan.run(tvec!(input.into()))?;
+            let scores = result[0].to_plain_array_view::<f32>()?;
+            out.extend(scores.iter().take(chunk.len()));
+        }
+        Ok(out)
+    }
+}

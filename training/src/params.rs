@@ -1,0 +1,154 @@
+//! The params file that drives a run.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Everything a training run depends on, as read from the params file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Where the data comes from.
+    pub data: DataParams,
+    /// The network.
+    pub model: ModelParams,
+    /// The optimisation.
+    pub train: TrainParams,
+}
+
+/// `[data]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataParams {
+    /// Folder holding train.txt, val.txt, test.txt (relative paths resolve against the params file).
+    pub dir: PathBuf,
+    /// A split with more malformed rows than this fails the run.
+    pub max_bad_rows: usize,
+    /// Use at most this many rows per split (0 = all).
+    pub limit: usize,
+}
+
+/// `[model]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelParams {
+    /// The architecture: only `original` (the REMLA char-CNN) so far.
+    pub architecture: String,
+    /// Ids per URL.
+    pub sequence_length: usize,
+    /// Embedding width.
+    pub embedding_dim: usize,
+    /// Filters per convolution.
+    pub filters: usize,
+    /// Dropout rate after each convolution block (training only).
+    pub dropout: f32,
+    /// The version the exported model is released as.
+    pub version: String,
+}
+
+/// `[train]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainParams {
+    /// Upper bound on epochs.
+    pub epochs: usize,
+    /// Samples per optimiser step.
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Early-stopping patience in epochs, on validation loss.
+    pub patience: usize,
+    /// Seed for initialisation, shuffling and dropout.
+    pub seed: u64,
+    /// Score at or above which a URL is called phishing.
+    pub threshold: f32,
+}
+
+impl Params {
+    /// Reads and validates a params file; a relative data dir becomes relative to the file.
+    pub fn load(path: &Path) -> Result<Params> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read params file `{}`", path.display()))?;
+        let mut params: Params = toml::from_str(&text)
+            .with_context(|| format!("invalid params file `{}`", path.display()))?;
+        if params.data.dir.is_relative() {
+            let base = path.parent().unwrap_or(Path::new("."));
+            params.data.dir = base.join(&params.data.dir);
+        }
+        params
+            .validate()
+            .with_context(|| format!("invalid params file `{}`", path.display()))?;
+        Ok(params)
+    }
+
+    /// Checks values a run cannot work with.
+    pub fn validate(&self) -> Result<()> {
+        let (m, t) = (&self.model, &self.train);
+        if m.architecture != "original" {
+            bail!(
+                "unknown architecture `{}`, expected `original`",
+                m.architecture
+            );
+        }
+        // The three valid-padded pools need at least 3^4 positions after the first convolution.
+        if m.sequence_length < 83 {
+            bail!(
+                "sequence_length {} is too short for the architecture (minimum 83)",
+                m.sequence_length
+            );
+        }
+        if !(0.0..1.0).contains(&m.dropout) {
+            bail!("dropout {} must be in [0, 1)", m.dropout);
+        }
+        if m.embedding_dim == 0 || m.filters == 0 || t.batch_size == 0 || t.epochs == 0 {
+            bail!("embedding_dim, filters, batch_size and epochs must be positive");
+        }
+        if t.learning_rate.is_nan() || t.learning_rate <= 0.0 {
+            bail!("learning_rate {} must be positive", t.learning_rate);
+        }
+        if !(0.0..=1.0).contains(&t.threshold) {
+            bail!("threshold {} must be in [0, 1]", t.threshold);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_params_files_are_valid() -> Result<()> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for f in ["params.toml", "params-tiny.toml"] {
+            let p = Params::load(&dir.join(f))?;
+            assert_eq!(p.model.sequence_length, 200, "{f}");
+            assert!(p.data.dir.ends_with("shared/data/phishing"), "{f}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected() -> Result<()> {
+        let good =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("params.toml"))?;
+        for (bad, what) in [
+            (
+                good.replace("seed = 42", "seed = 42\nsed = 1"),
+                "unknown field",
+            ),
+            (
+                good.replace("dropout = 0.2", "dropout = 1.5"),
+                "dropout 1.5",
+            ),
+            (good.replace("\"original\"", "\"lstm\""), "`lstm`"),
+        ] {
+            let err = toml::from_str::<Params>(&bad)
+                .map_err(anyhow::Error::from)
+                .and_then(|p| p.validate())
+                .unwrap_err();
+            assert!(format!("{err:#}").contains(what), "{err:#}");
+        }
+        Ok(())
+    }
+}

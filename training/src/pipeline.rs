@@ -1,0 +1,324 @@
+//! The stages as the CLI runs them, each reading and writing files in one output directory:
+//! `check` → `train` → `evaluate` → `export`.
+
+use crate::card::{DataFile, ModelCard, Parity, TensorSpec, TrainingFacts};
+use crate::data::{self, Split};
+use crate::metrics::{self, Metrics};
+use crate::model::CharCnn;
+use crate::onnx::{self, TractModel};
+use crate::params::Params;
+use crate::train::{self, EpochRecord};
+use crate::{plots, CANDLE_VERSION, TRACT_VERSION};
+use anyhow::{bail, Context, Result};
+use lib_ml::Tokenizer;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Files in the output directory.
+pub mod files {
+    /// Data summary from `check`.
+    pub const DATA_REPORT: &str = "data-report.json";
+    /// Trained weights.
+    pub const WEIGHTS: &str = "weights.safetensors";
+    /// Tokenizer fitted on the training split.
+    pub const TOKENIZER: &str = "tokenizer.json";
+    /// Per-epoch history and training facts.
+    pub const TRAINING: &str = "training.json";
+    /// Human-readable log of every stage.
+    pub const LOG: &str = "training.log";
+    /// Metrics per split.
+    pub const METRICS: &str = "metrics.json";
+    /// The exported model.
+    pub const ONNX: &str = "model.onnx";
+    /// The model card.
+    pub const CARD: &str = "model-card.json";
+}
+
+/// A run: params, output directory, log sink.
+pub struct Run {
+    /// The params in force.
+    pub params: Params,
+    /// Where every artifact goes.
+    pub out: PathBuf,
+    /// Show progress bars.
+    pub progress: bool,
+    log: std::fs::File,
+}
+
+/// `training.json`
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TrainingRecord {
+    /// Epoch history.
+    pub history: Vec<EpochRecord>,
+    /// Training facts for the card.
+    pub facts: TrainingFacts,
+}
+
+impl Run {
+    /// Prepares the output directory (created if needed; must be writable).
+    pub fn new(params: Params, out: &Path, progress: bool) -> Result<Run> {
+        std::fs::create_dir_all(out.join("plots"))
+            .with_context(|| format!("cannot create output directory `{}`", out.display()))?;
+        let log_path = out.join(files::LOG);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("output directory `{}` is not writable", out.display()))?;
+        Ok(Run {
+            params,
+            out: out.to_path_buf(),
+            progress,
+            log,
+        })
+    }
+
+    /// Prints a line and appends it to the log.
+    pub fn log(&mut self, line: &str) {
+        eprintln!("{line}");
+        let _ = writeln!(self.log, "{line}");
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.out.join(file)
+    }
+
+    fn write(&self, file: &str, contents: &str) -> Result<()> {
+        let p = self.path(file);
+        std::fs::write(&p, contents).with_context(|| format!("failed to write `{}`", p.display()))
+    }
+
+    fn read_json<T: for<'de> Deserialize<'de>>(&self, file: &str, stage: &str) -> Result<T> {
+        let p = self.path(file);
+        let text = std::fs::read_to_string(&p).with_context(|| {
+            format!(
+                "`{}` is missing: run the `{stage}` stage first",
+                p.display()
+            )
+        })?;
+        serde_json::from_str(&text).with_context(|| format!("invalid `{}`", p.display()))
+    }
+
+    fn splits(&self) -> Result<[Split; 3]> {
+        let d = &self.params.data;
+        data::load_all(&d.dir, d.max_bad_rows, d.limit)
+    }
+
+    fn load_model(&self) -> Result<(CharCnn, Tokenizer)> {
+        let w = self.path(files::WEIGHTS);
+        if !w.exists() {
+            bail!("`{}` is missing: run the `train` stage first", w.display());
+        }
+        Ok((
+            CharCnn::load(&w, self.params.model.dropout)?,
+            Tokenizer::load(self.path(files::TOKENIZER))?,
+        ))
+    }
+
+    /// Stage 1: load and check the splits; write the data report.
+    pub fn check(&mut self) -> Result<[Split; 3]> {
+        let splits = self.splits()?;
+        let report = data::check(&splits)?;
+        for s in &report.splits {
+            self.log(&format!(
+                "{:<5} {:>6} rows: {:>6} legitimate, {:>6} phishing ({:.1}% phishing), {} skipped",
+                s.name,
+                s.rows,
+                s.legitimate,
+                s.phishing,
+                s.phishing_share * 100.0,
+                s.skipped.len()
+            ));
+            for bad in &s.skipped {
+                self.log(&format!("      skipped {bad}"));
+            }
+        }
+        self.write(files::DATA_REPORT, &serde_json::to_string_pretty(&report)?)?;
+        Ok(splits)
+    }
+
+    /// Stage 2: train; write weights, tokenizer, history and its plot.
+    pub fn train(&mut self, splits: &[Split; 3]) -> Result<()> {
+        let params = self.params.clone();
+        let progress = self.progress;
+        let mut lines = Vec::new();
+        let trained = train::train(&params, &splits[0], &splits[1], progress, &mut |l| {
+            eprintln!("{l}");
+            lines.push(l.to_string());
+        })?;
+        for l in lines {
+            let _ = writeln!(self.log, "{l}");
+        }
+        trained.net.save(&self.path(files::WEIGHTS))?;
+        trained.tokenizer.save(self.path(files::TOKENIZER))?;
+        let n = splits[0].samples.len() * trained.history.len();
+        let train_secs: f64 = trained.history.iter().map(|r| r.train_seconds).sum();
+        let record = TrainingRecord {
+            facts: TrainingFacts {
+                epochs_run: trained.history.len(),
+                best_epoch: trained.best_epoch,
+                seconds: trained.seconds,
+                samples_per_second: n as f64 / train_secs.max(1e-9),
+                peak_memory_bytes: crate::peak_memory_bytes(),
+            },
+            history: trained.history,
+        };
+        self.write(files::TRAINING, &serde_json::to_string_pretty(&record)?)?;
+        self.write("plots/history.svg", &plots::history(&record.history))?;
+        let f = &record.facts;
+        self.log(&format!(
+            "trained {} epochs in {:.0} s ({:.0} samples/s, peak memory {} MiB); best epoch {}",
+            f.epochs_run,
+            f.seconds,
+            f.samples_per_second,
+            f.peak_memory_bytes
+                .map_or("?".into(), |b| (b >> 20).to_string()),
+            f.best_epoch
+        ));
+        Ok(())
+    }
+
+    /// Stage 3: score every split; write metrics, ROC and confusion-matrix plots, print a table.
+    pub fn evaluate(&mut self, splits: &[Split; 3]) -> Result<BTreeMap<String, Metrics>> {
+        let (net, tokenizer) = self.load_model()?;
+        let threshold = self.params.train.threshold;
+        let mut all = BTreeMap::new();
+        for split in splits {
+            let scores = net.predict(&tokenizer, &split.urls(), 512)?;
+            let targets = split.targets();
+            let m = metrics::compute(&scores, &targets, threshold);
+            if split.name == "test" {
+                self.write(
+                    "plots/roc.svg",
+                    &plots::roc(&metrics::roc_curve(&scores, &targets), m.roc_auc, "test"),
+                )?;
+                self.write(
+                    "plots/confusion-matrix.svg",
+                    &plots::confusion(m.confusion_matrix, "test"),
+                )?;
+            }
+            all.insert(split.name.to_string(), m);
+        }
+        self.log(&format!(
+            "{:<6} {:>7} {:>9} {:>10} {:>7} {:>7} {:>8}",
+            "split", "rows", "accuracy", "precision", "recall", "f1", "roc_auc"
+        ));
+        for (name, m) in &all {
+            self.log(&format!(
+                "{:<6} {:>7} {:>9.4} {:>10.4} {:>7.4} {:>7.4} {:>8.4}",
+                name, m.count, m.accuracy, m.precision, m.recall, m.f1, m.roc_auc
+            ));
+        }
+        self.write(files::METRICS, &serde_json::to_string_pretty(&all)?)?;
+        Ok(all)
+    }
+
+    /// Stage 4: export ONNX, check it with tract against candle on test URLs, write the model card.
+    pub fn export(&mut self, splits: &[Split; 3]) -> Result<ModelCard> {
+        let (net, tokenizer) = self.load_model()?;
+        let p = self.params.clone();
+        let onnx_path = self.path(files::ONNX);
+        let bytes = onnx::export(&net, p.model.sequence_length, &p.model.version, &onnx_path)?;
+        // Parity: the exported graph must score like the network it came from.
+        let urls: Vec<&str> = splits[2].urls().into_iter().take(2000).collect();
+        let ours = net.predict(&tokenizer, &urls, 500)?;
+        let theirs = TractModel::load(&onnx_path, 500, p.model.sequence_length)?
+            .scores(&tokenizer, &urls)?;
+        let max_abs_diff = ours
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| (a - b).abs() as f64)
+            .fold(0.0, f64::max);
+        self.log(&format!(
+            "exported `{}` ({} KiB); tract vs candle on {} test URLs: max |diff| = {max_abs_diff:.2e}",
+            onnx_path.display(), bytes / 1024, urls.len()
+        ));
+        if max_abs_diff > 1e-4 {
+            bail!("exported model disagrees with the trained one: max |diff| {max_abs_diff:.2e} > 1e-4");
+        }
+        let training: TrainingRecord = self.read_json(files::TRAINING, "train")?;
+        let card = ModelCard {
+            name: "phishing-char-cnn".into(),
+            version: p.model.version.clone(),
+            created: now_rfc3339(),
+            description: "Character-level CNN scoring how likely a URL is a phishing link".into(),
+            input: TensorSpec {
+                name: onnx::INPUT_NAME.into(),
+                dtype: "int64".into(),
+                shape: vec!["batch".into(), p.model.sequence_length.into()],
+            },
+            output: TensorSpec {
+                name: onnx::OUTPUT_NAME.into(),
+                dtype: "float32".into(),
+                shape: vec!["batch".into(), 1.into()],
+            },
+            labels: lib_ml::Label::ALL
+                .iter()
+                .map(|l| (l.index().to_string(), l.to_string()))
+                .collect(),
+            threshold: p.train.threshold,
+            tokenizer: files::TOKENIZER.into(),
+            data: splits
+                .iter()
+                .map(|s| {
+                    let file = DataFile {
+                        path: s
+                            .path
+                            .file_name()
+                            .unwrap_or_default()
+                            .to_string_lossy()
+                            .into(),
+                        sha256: s.sha256.clone(),
+                        rows: s.samples.len(),
+                    };
+                    (s.name.to_string(), file)
+                })
+                .collect(),
+            metrics: self.read_json(files::METRICS, "evaluate")?,
+            training: training.facts,
+            frameworks: [
+                ("candle-core".to_string(), CANDLE_VERSION.to_string()),
+                ("tract-onnx".to_string(), TRACT_VERSION.to_string()),
+                ("onnx-opset".to_string(), onnx::OPSET.to_string()),
+            ]
+            .into(),
+            export_parity: Parity {
+                urls: urls.len(),
+                max_abs_diff,
+            },
+            params: {
+                let mut shown = p.clone();
+                shown.data.dir = PathBuf::from(shown.data.dir.file_name().unwrap_or_default());
+                shown
+            },
+        };
+        self.write(files::CARD, &(serde_json::to_string_pretty(&card)? + "\n"))?;
+        Ok(card)
+    }
+}
+
+/// The current UTC time as RFC 3339 (seconds precision).
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (H. Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
