@@ -102,7 +102,12 @@ impl App {
     pub fn load(path: &Path) -> Result<App> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("failed to read Spin manifest `{}`", path.display()))?;
-        App::parse(&text, path.parent().unwrap_or(Path::new(".")))
+        // `spin.toml` alone has the parent "", which is no directory to run builds in.
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        App::parse(&text, base)
             .with_context(|| format!("invalid Spin manifest `{}`", path.display()))
     }
 
