@@ -1,7 +1,7 @@
 //! Loading and checking the three splits.
 
 use anyhow::{bail, Context, Result};
-use lib_ml::{read_dataset, BadRow, Label, ReadMode, Sample};
+use lib_ml::{read_dataset, BadRow, ReadMode, Sample};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
@@ -39,12 +39,7 @@ impl Split {
     }
     /// `[legitimate, phishing]` counts.
     pub fn class_counts(&self) -> [usize; 2] {
-        let p = self
-            .samples
-            .iter()
-            .filter(|s| s.label == Label::Phishing)
-            .count();
-        [self.samples.len() - p, p]
+        lib_ml::class_counts(&self.samples)
     }
 }
 

@@ -92,18 +92,28 @@ pub struct Dataset {
 impl Dataset {
     /// How many samples have each label: `[legitimate, phishing]`.
     pub fn class_counts(&self) -> [usize; 2] {
-        let phishing = self
-            .samples
-            .iter()
-            .filter(|s| s.label == Label::Phishing)
-            .count();
-        [self.samples.len() - phishing, phishing]
+        class_counts(&self.samples)
     }
 
     /// The URLs, in order.
     pub fn urls(&self) -> Vec<&str> {
         self.samples.iter().map(|s| s.url.as_str()).collect()
     }
+}
+
+/// How many of `samples` have each label: `[legitimate, phishing]`.
+///
+/// ```
+/// use lib_ml::{class_counts, Label, Sample};
+/// let s = |label| Sample { label, url: "http://a.com".into() };
+/// assert_eq!(class_counts(&[s(Label::Phishing), s(Label::Legitimate), s(Label::Phishing)]), [1, 2]);
+/// ```
+pub fn class_counts(samples: &[Sample]) -> [usize; 2] {
+    let phishing = samples
+        .iter()
+        .filter(|s| s.label == Label::Phishing)
+        .count();
+    [samples.len() - phishing, phishing]
 }
 
 /// Parses one row (without its line ending).

@@ -25,7 +25,8 @@ mod label;
 mod tokenizer;
 
 pub use dataset::{
-    parse_dataset_bytes, read_dataset, BadRow, Dataset, DatasetError, ReadMode, RowError, Sample,
+    class_counts, parse_dataset_bytes, read_dataset, BadRow, Dataset, DatasetError, ReadMode,
+    RowError, Sample,
 };
 pub use label::{Label, LabelError};
 pub use tokenizer::{Tokenizer, TokenizerError, DEFAULT_MAX_LEN, OOV_ID, OOV_TOKEN, PAD_ID};
