@@ -50,6 +50,19 @@ fn data_dir(name: &str, rows: usize, extra: &str) -> PathBuf {
     d
 }
 
+/// Runs the `check` stage with the tiny params on `data`, writing to `out`.
+fn check(data: &str, out: &str) -> Output {
+    cli(&[
+        "--params",
+        &tiny_params(),
+        "--data-dir",
+        data,
+        "--out",
+        out,
+        "check",
+    ])
+}
+
 fn tiny_params() -> String {
     manifest_dir()
         .join("params-tiny.toml")
@@ -140,15 +153,7 @@ fn stages_run_one_by_one() {
 
 #[test]
 fn missing_data_directory_is_a_clear_error() {
-    let o = cli(&[
-        "--params",
-        &tiny_params(),
-        "--data-dir",
-        "/no/such/dir",
-        "--out",
-        scratch("nodata").to_str().unwrap(),
-        "check",
-    ]);
+    let o = check("/no/such/dir", scratch("nodata").to_str().unwrap());
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("data directory `/no/such/dir` does not exist"),
@@ -161,15 +166,10 @@ fn missing_data_directory_is_a_clear_error() {
 fn missing_split_file_is_named() {
     let data = data_dir("nosplit", 10, "");
     std::fs::remove_file(data.join("val.txt")).unwrap();
-    let o = cli(&[
-        "--params",
-        &tiny_params(),
-        "--data-dir",
+    let o = check(
         data.to_str().unwrap(),
-        "--out",
         scratch("nosplit-out").to_str().unwrap(),
-        "check",
-    ]);
+    );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("missing val split"), "{}", stderr(&o));
 }
@@ -181,15 +181,7 @@ fn too_many_malformed_rows_fail_with_line_numbers() {
         .map(|i| format!("phishing\thttp://x{i}\textra\n"))
         .collect();
     let data = data_dir("bad", 10, &bad);
-    let o = cli(&[
-        "--params",
-        &tiny_params(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--out",
-        scratch("bad-out").to_str().unwrap(),
-        "check",
-    ]);
+    let o = check(data.to_str().unwrap(), scratch("bad-out").to_str().unwrap());
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(
@@ -203,15 +195,7 @@ fn too_many_malformed_rows_fail_with_line_numbers() {
 fn a_few_malformed_rows_are_skipped_and_reported() {
     let data = data_dir("fewbad", 10, "spam\thttp://x\n");
     let out = scratch("fewbad-out");
-    let o = cli(&[
-        "--params",
-        &tiny_params(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "check",
-    ]);
+    let o = check(data.to_str().unwrap(), out.to_str().unwrap());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("skipped line 11 unknown label `spam`"),
@@ -226,15 +210,10 @@ fn a_few_malformed_rows_are_skipped_and_reported() {
 fn empty_split_is_an_error() {
     let data = data_dir("empty", 10, "");
     std::fs::write(data.join("test.txt"), "").unwrap();
-    let o = cli(&[
-        "--params",
-        &tiny_params(),
-        "--data-dir",
+    let o = check(
         data.to_str().unwrap(),
-        "--out",
         scratch("empty-out").to_str().unwrap(),
-        "check",
-    ]);
+    );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("the test split"), "{}", stderr(&o));
     assert!(stderr(&o).contains("has no rows"), "{}", stderr(&o));
@@ -243,15 +222,7 @@ fn empty_split_is_an_error() {
 #[test]
 fn unwritable_output_is_an_error() {
     let data = data_dir("unwritable", 10, "");
-    let o = cli(&[
-        "--params",
-        &tiny_params(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--out",
-        "/proc/version/out",
-        "check",
-    ]);
+    let o = check(data.to_str().unwrap(), "/proc/version/out");
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("cannot create output directory `/proc/version/out`"),
