@@ -2,6 +2,7 @@
 //! (and store) per request, Spin's routing and request headers, service chaining to
 //! `http://<component>.spin.internal` in-process, and `allowed_outbound_hosts` enforced.
 
+use crate::kv::{KeyValue, SpinCtx, SpinView};
 use crate::manifest::{expand_template, App};
 use crate::outbound::{is_allowed, AllowedHost};
 use crate::routes::{Match, Router};
@@ -11,8 +12,8 @@ use http_body_util::{BodyExt, Full};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -44,6 +45,13 @@ pub struct State {
     http: WasiHttpCtx,
     table: ResourceTable,
     hooks: Hooks,
+    spin: SpinCtx,
+}
+
+impl SpinView for State {
+    fn spin(&mut self) -> (&mut SpinCtx, &mut ResourceTable) {
+        (&mut self.spin, &mut self.table)
+    }
 }
 
 impl WasiView for State {
@@ -77,9 +85,11 @@ pub struct Loaded {
     allowed: Vec<AllowedHost>,
     /// Resolved component variables.
     pub variables: BTreeMap<String, String>,
+    /// Key-value stores it may open.
+    pub key_value_stores: Vec<String>,
     /// Size of the `.wasm` in bytes.
     pub size_bytes: u64,
-    /// Time to compile it with Cranelift.
+    /// Time it took Cranelift to compile it (when first compiled in this process).
     pub compile_seconds: f64,
     /// The compiled component (for callers that instantiate other worlds of it, e.g. benchmarks).
     pub component: Component,
@@ -92,6 +102,8 @@ struct Inner {
     components: HashMap<String, Loaded>,
     requests: AtomicU64,
     linker: Linker<State>,
+    kv: Arc<KeyValue>,
+    delays: BTreeMap<String, Duration>,
 }
 
 /// A running application: call [`Host::handle`] per request, or serve it with [`crate::serve`].
@@ -109,13 +121,48 @@ pub struct HostOptions {
     pub variables: BTreeMap<String, String>,
     /// Let guests write to this process's stderr (their logs).
     pub inherit_stderr: bool,
+    /// The key-value stores; pass the same one to several hosts to share it (like pods sharing
+    /// one Redis). `None` = a fresh in-memory one.
+    pub key_value: Option<Arc<KeyValue>>,
+    /// Fault injection: wait this long before running a request for the component.
+    pub delays: BTreeMap<String, Duration>,
 }
 
-/// The wasmtime engine every component shares: Cranelift, SIMD, async.
+/// The wasmtime engine every component shares: Cranelift, SIMD, async. One per process, so
+/// compiled components can be reused by every [`Host`] loaded in it.
 pub fn engine() -> Result<Engine> {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    if let Some(e) = ENGINE.get() {
+        return Ok(e.clone());
+    }
     let mut config = Config::new();
     config.wasm_component_model(true).wasm_simd(true);
-    Ok(Engine::new(&config)?)
+    let engine = Engine::new(&config)?;
+    Ok(ENGINE.get_or_init(|| engine).clone())
+}
+
+/// Compiles `bytes` read from `path`, reusing an earlier compilation of the same file (same
+/// path, size and modification time) in this process. Returns the component and compile seconds.
+fn compile(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<(Component, f64)> {
+    type Key = (std::path::PathBuf, u64, Option<std::time::SystemTime>);
+    static CACHE: OnceLock<Mutex<HashMap<Key, (Component, f64)>>> = OnceLock::new();
+    let key = (
+        path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
+        bytes.len() as u64,
+        std::fs::metadata(path).and_then(|m| m.modified()).ok(),
+    );
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(hit.clone());
+    }
+    let t = Instant::now();
+    let component = Component::new(engine, bytes).ctx(|| "compilation failed")?;
+    let compiled = (component, t.elapsed().as_secs_f64());
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, compiled.clone());
+    Ok(compiled)
 }
 
 /// A linker with the WASI and WASI-HTTP interfaces Spin components import.
@@ -123,6 +170,7 @@ pub fn linker(engine: &Engine) -> Result<Linker<State>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    crate::kv::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 
@@ -172,10 +220,8 @@ impl Host {
                     path.display()
                 )
             })?;
-            let t = Instant::now();
-            let component = Component::new(&engine, &bytes)
-                .ctx(|| format!("failed to compile component `{id}`"))?;
-            let compile_seconds = t.elapsed().as_secs_f64();
+            let (component, compile_seconds) = compile(&engine, &path, &bytes)
+                .with_context(|| format!("failed to compile component `{id}`"))?;
             let pre = ProxyPre::new(linker.instantiate_pre(&component).ctx(|| {
                 format!("component `{id}` imports something this host does not provide")
             })?)
@@ -186,6 +232,11 @@ impl Host {
                 .map(|h| AllowedHost::parse(&expand_template(h, lookup)?))
                 .collect::<Result<Vec<_>>>()
                 .with_context(|| format!("invalid allowed_outbound_hosts of component `{id}`"))?;
+            for label in &def.key_value_stores {
+                if !crate::kv::STORES.contains(&label.as_str()) {
+                    bail!("component `{id}` uses key-value store `{label}`, which is not defined (this host has: {})", crate::kv::STORES.join(", "));
+                }
+            }
             let variables = def
                 .variables
                 .iter()
@@ -197,6 +248,7 @@ impl Host {
                     pre,
                     allowed,
                     variables,
+                    key_value_stores: def.key_value_stores.clone(),
                     size_bytes: bytes.len() as u64,
                     compile_seconds,
                     component,
@@ -226,6 +278,8 @@ impl Host {
                 components,
                 requests: AtomicU64::new(0),
                 linker,
+                kv: options.key_value.clone().unwrap_or_default(),
+                delays: options.delays.clone(),
             }),
         })
     }
@@ -253,6 +307,11 @@ impl Host {
     /// A fresh store for `component`, as a request gets.
     pub fn new_store(&self, component: &str) -> Store<State> {
         new_store(&self.inner, component)
+    }
+
+    /// The application's key-value stores.
+    pub fn key_value(&self) -> &Arc<KeyValue> {
+        &self.inner.kv
     }
 
     /// The linker used for every component.
@@ -362,6 +421,8 @@ pub fn bare_store(engine: &Engine) -> Store<State> {
         components: HashMap::new(),
         requests: AtomicU64::new(0),
         linker: Linker::new(engine),
+        kv: Arc::default(),
+        delays: BTreeMap::new(),
     });
     new_store(&inner, "")
 }
@@ -369,6 +430,11 @@ pub fn bare_store(engine: &Engine) -> Store<State> {
 fn new_store(inner: &Arc<Inner>, component: &str) -> Store<State> {
     let mut wasi = WasiCtx::builder();
     wasi.inherit_stderr();
+    let (allowed_stores, variables) = inner
+        .components
+        .get(component)
+        .map(|c| (c.key_value_stores.clone(), c.variables.clone()))
+        .unwrap_or_default();
     Store::new(
         &inner.engine,
         State {
@@ -378,6 +444,11 @@ fn new_store(inner: &Arc<Inner>, component: &str) -> Store<State> {
             hooks: Hooks {
                 host: inner.clone(),
                 component: component.to_string(),
+            },
+            spin: SpinCtx {
+                kv: inner.kv.clone(),
+                allowed_stores,
+                variables,
             },
         },
     )
@@ -429,6 +500,9 @@ where
     }
     let req = hyper::Request::from_parts(parts, body);
 
+    if let Some(delay) = inner.delays.get(&m.component) {
+        tokio::time::sleep(*delay).await;
+    }
     let mut store = new_store(&inner, &m.component);
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let req = store

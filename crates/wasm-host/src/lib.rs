@@ -3,8 +3,8 @@
 //!
 //! It reads `spin.toml`, compiles each component once (`InstancePre`), and gives every request a
 //! fresh instance; it matches routes as Spin does (`/...` wildcards), resolves variables, chains
-//! requests to `http://<component>.spin.internal` in-process and enforces
-//! `allowed_outbound_hosts`.
+//! requests to `http://<component>.spin.internal` in-process, enforces
+//! `allowed_outbound_hosts`, and provides Spin's key-value store and variables ([`kv`]).
 //!
 //! ```no_run
 //! # async fn f() -> anyhow::Result<()> {
@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod host;
+pub mod kv;
 pub mod manifest;
 pub mod outbound;
 pub mod prewarm;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use wasm_host::{Host, HostOptions};
 
 /// Runs Spin components like Spin's HTTP trigger. Use `spin up` where Spin is installed.
@@ -32,6 +33,9 @@ enum Command {
         /// Application variable `name=value`; repeatable.
         #[arg(long = "variable", value_parser = parse_kv)]
         variables: Vec<(String, String)>,
+        /// Fault injection: `component=milliseconds` delays every request to the component.
+        #[arg(long = "delay", value_parser = parse_delay)]
+        delays: Vec<(String, Duration)>,
     },
     /// Run every component's `[component.<id>.build] command` from the manifest, as `spin build` does.
     Build {
@@ -48,6 +52,14 @@ enum Command {
     },
 }
 
+fn parse_delay(s: &str) -> Result<(String, Duration), String> {
+    let (c, ms) = parse_kv(s)?;
+    let ms: u64 = ms
+        .parse()
+        .map_err(|_| format!("`{ms}` in `{s}` is not a number of milliseconds"))?;
+    Ok((c, Duration::from_millis(ms)))
+}
+
 fn parse_kv(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -61,11 +73,14 @@ async fn run(cli: Cli) -> Result<()> {
             listen,
             components,
             variables,
+            delays,
         } => {
             let options = HostOptions {
                 components: (!components.is_empty()).then_some(components),
                 variables: variables.into_iter().collect::<BTreeMap<_, _>>(),
                 inherit_stderr: true,
+                delays: delays.into_iter().collect(),
+                ..Default::default()
             };
             let host = Host::load(&manifest, options)?;
             let (addr, serve) = wasm_host::serve::bind(host.clone(), listen)

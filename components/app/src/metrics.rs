@@ -1,0 +1,332 @@
+//! The app's Prometheus metrics: names, the key-value keys that hold them, and the text
+//! exposition (format 0.0.4).
+//!
+//! Every request runs in a fresh instance, so nothing is counted in memory: each event is one
+//! atomic `increment` of a key in the key-value store, and `/metrics` reads them back. The store
+//! is shared by every instance (and, in the cluster, every pod), so the values are the totals of
+//! the whole application — see the app README, "Metrics with several pods".
+
+use crate::store::{Store, StoreError};
+use std::fmt::Write as _;
+
+/// Prefix of every metric name.
+pub const PREFIX: &str = "phishing_app";
+
+/// Upper bounds (seconds) of the model-service round-trip histogram: a few-ms service, with
+/// room up to the default timeout.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Verdict labels a prediction can have.
+pub const LABELS: [&str; 2] = ["legitimate", "phishing"];
+
+/// Kinds of model-service failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Could not connect (stopped, refused, DNS, not allowed).
+    Unreachable,
+    /// No answer within the timeout.
+    Timeout,
+    /// Answered 4xx (the request was rejected).
+    Rejected,
+    /// Answered 5xx.
+    ServerError,
+    /// Answered 2xx with a body the app cannot read.
+    BadResponse,
+}
+
+impl ErrorKind {
+    /// All kinds, in exposition order.
+    pub const ALL: [ErrorKind; 5] = [
+        ErrorKind::Unreachable,
+        ErrorKind::Timeout,
+        ErrorKind::Rejected,
+        ErrorKind::ServerError,
+        ErrorKind::BadResponse,
+    ];
+
+    /// The `kind` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Unreachable => "unreachable",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Rejected => "rejected",
+            ErrorKind::ServerError => "server_error",
+            ErrorKind::BadResponse => "bad_response",
+        }
+    }
+}
+
+/// One counted event: one key in the store.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Counter {
+    /// A prediction served, by label (index into [`LABELS`]).
+    Prediction(usize),
+    /// A feedback click: `true` = agree.
+    Feedback(bool),
+    /// A view of the UI page.
+    PageView,
+    /// A failed model-service call.
+    ModelError(ErrorKind),
+    /// A round trip that fell in bucket `i` of [`LATENCY_BUCKETS`] (`len()` = above the last).
+    LatencyBucket(usize),
+    /// Sum of round-trip times in microseconds.
+    LatencySumMicros,
+}
+
+impl Counter {
+    /// The key-value key holding the counter.
+    pub fn key(&self) -> String {
+        match self {
+            Counter::Prediction(i) => format!("metrics:predictions:{}", LABELS[*i]),
+            Counter::Feedback(true) => "metrics:feedback:agree".into(),
+            Counter::Feedback(false) => "metrics:feedback:disagree".into(),
+            Counter::PageView => "metrics:page_views".into(),
+            Counter::ModelError(k) => format!("metrics:model_service_errors:{}", k.as_str()),
+            Counter::LatencyBucket(i) => format!("metrics:latency_bucket:{i}"),
+            Counter::LatencySumMicros => "metrics:latency_sum_us".into(),
+        }
+    }
+
+    /// Every counter, in a fixed order.
+    pub fn all() -> Vec<Counter> {
+        let mut all: Vec<Counter> = (0..LABELS.len()).map(Counter::Prediction).collect();
+        all.extend([Counter::Feedback(true), Counter::Feedback(false), Counter::PageView]);
+        all.extend(ErrorKind::ALL.map(Counter::ModelError));
+        all.extend((0..=LATENCY_BUCKETS.len()).map(Counter::LatencyBucket));
+        all.push(Counter::LatencySumMicros);
+        all
+    }
+}
+
+/// The histogram bucket of a round trip of `seconds`.
+pub fn bucket_of(seconds: f64) -> usize {
+    LATENCY_BUCKETS
+        .iter()
+        .position(|b| seconds <= *b)
+        .unwrap_or(LATENCY_BUCKETS.len())
+}
+
+/// Records a model-service round trip: its bucket and its time (two increments).
+pub fn observe_latency(store: &dyn Store, seconds: f64) -> Result<(), StoreError> {
+    store.increment(&Counter::LatencyBucket(bucket_of(seconds)).key(), 1)?;
+    let micros = (seconds.max(0.0) * 1e6).round() as i64;
+    store.increment(&Counter::LatencySumMicros.key(), micros)?;
+    Ok(())
+}
+
+/// What the build-info gauge reports.
+#[derive(Debug, Clone)]
+pub struct BuildInfo {
+    /// The app's version.
+    pub version: String,
+    /// The commit it was built from (empty when unknown).
+    pub commit: String,
+    /// lib-version's version.
+    pub lib_version: String,
+}
+
+/// Reads every counter from `store` (`increment(key, 0)`: one atomic read each).
+pub fn read_all(store: &dyn Store) -> Result<Vec<(Counter, i64)>, StoreError> {
+    Counter::all()
+        .into_iter()
+        .map(|c| Ok((c, store.increment(&c.key(), 0)?)))
+        .collect()
+}
+
+/// Escapes a label value for the text format.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {PREFIX}_{name} {help}");
+    let _ = writeln!(out, "# TYPE {PREFIX}_{name} {kind}");
+}
+
+/// Formats a float the way Prometheus reads it.
+fn num(v: f64) -> String {
+    if v == f64::INFINITY {
+        "+Inf".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Renders the exposition text from counter values (as [`read_all`] returns them).
+pub fn render(values: &[(Counter, i64)], build: &BuildInfo, feedback_rows: i64) -> String {
+    let get = |c: Counter| {
+        values
+            .iter()
+            .find(|(k, _)| *k == c)
+            .map_or(0, |(_, v)| (*v).max(0))
+    };
+    let mut out = String::with_capacity(4096);
+
+    header(
+        &mut out,
+        "predictions_total",
+        "counter",
+        "Predictions served, by verdict.",
+    );
+    for (i, label) in LABELS.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{PREFIX}_predictions_total{{label=\"{label}\"}} {}",
+            get(Counter::Prediction(i))
+        );
+    }
+
+    header(
+        &mut out,
+        "feedback_total",
+        "counter",
+        "Feedback on verdicts, by whether the user agreed.",
+    );
+    let agree = get(Counter::Feedback(true));
+    let disagree = get(Counter::Feedback(false));
+    let _ = writeln!(out, "{PREFIX}_feedback_total{{verdict=\"agree\"}} {agree}");
+    let _ = writeln!(
+        out,
+        "{PREFIX}_feedback_total{{verdict=\"disagree\"}} {disagree}"
+    );
+
+    header(
+        &mut out,
+        "page_views_total",
+        "counter",
+        "Views of the UI page.",
+    );
+    let _ = writeln!(
+        out,
+        "{PREFIX}_page_views_total {}",
+        get(Counter::PageView)
+    );
+
+    header(
+        &mut out,
+        "model_service_errors_total",
+        "counter",
+        "Failed calls to the model-service, by kind.",
+    );
+    for kind in ErrorKind::ALL {
+        let _ = writeln!(
+            out,
+            "{PREFIX}_model_service_errors_total{{kind=\"{}\"}} {}",
+            kind.as_str(),
+            get(Counter::ModelError(kind))
+        );
+    }
+
+    header(
+        &mut out,
+        "model_service_request_duration_seconds",
+        "histogram",
+        "Round-trip time of calls from the app to the model-service.",
+    );
+    let mut cumulative = 0;
+    for i in 0..=LATENCY_BUCKETS.len() {
+        cumulative += get(Counter::LatencyBucket(i));
+        let le = LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY);
+        let _ = writeln!(
+            out,
+            "{PREFIX}_model_service_request_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
+            num(le)
+        );
+    }
+    let sum = get(Counter::LatencySumMicros) as f64 / 1e6;
+    let _ = writeln!(
+        out,
+        "{PREFIX}_model_service_request_duration_seconds_sum {}",
+        num(sum)
+    );
+    let _ = writeln!(
+        out,
+        "{PREFIX}_model_service_request_duration_seconds_count {cumulative}"
+    );
+
+    header(
+        &mut out,
+        "feedback_disagreement_ratio",
+        "gauge",
+        "Share of feedback that disagreed with the verdict (absent until there is feedback).",
+    );
+    if agree + disagree > 0 {
+        let _ = writeln!(
+            out,
+            "{PREFIX}_feedback_disagreement_ratio {}",
+            num(disagree as f64 / (agree + disagree) as f64)
+        );
+    }
+
+    header(
+        &mut out,
+        "feedback_rows",
+        "gauge",
+        "Feedback rows stored for retraining.",
+    );
+    let _ = writeln!(out, "{PREFIX}_feedback_rows {}", feedback_rows.max(0));
+
+    header(
+        &mut out,
+        "build_info",
+        "gauge",
+        "Build of the app serving this scrape (always 1).",
+    );
+    let _ = writeln!(
+        out,
+        "{PREFIX}_build_info{{version=\"{}\",commit=\"{}\",lib_version=\"{}\"}} 1",
+        escape(&build.version),
+        escape(&build.commit),
+        escape(&build.lib_version)
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemStore;
+
+    #[test]
+    fn buckets_are_upper_bounds() {
+        assert_eq!(bucket_of(0.0), 0);
+        assert_eq!(bucket_of(0.001), 0);
+        assert_eq!(bucket_of(0.0011), 1);
+        assert_eq!(bucket_of(5.0), 11);
+        assert_eq!(bucket_of(60.0), 12);
+    }
+
+    #[test]
+    fn keys_are_distinct() {
+        let keys: std::collections::BTreeSet<String> =
+            Counter::all().iter().map(Counter::key).collect();
+        assert_eq!(keys.len(), Counter::all().len());
+    }
+
+    #[test]
+    fn histogram_is_cumulative_and_counts_match() {
+        let store = MemStore::default();
+        for s in [0.0005, 0.003, 0.003, 0.2, 9.0] {
+            observe_latency(&store, s).unwrap();
+        }
+        let build = BuildInfo {
+            version: "1.2.3".into(),
+            commit: "abc\"def".into(),
+            lib_version: "0.1.0".into(),
+        };
+        let text = render(&read_all(&store).unwrap(), &build, 0);
+        assert!(text.contains("_bucket{le=\"0.001\"} 1\n"), "{text}");
+        assert!(text.contains("_bucket{le=\"0.005\"} 3\n"), "{text}");
+        assert!(text.contains("_bucket{le=\"0.25\"} 4\n"), "{text}");
+        assert!(text.contains("_bucket{le=\"+Inf\"} 5\n"), "{text}");
+        assert!(text.contains("_seconds_count 5\n"), "{text}");
+        assert!(text.contains("_seconds_sum 9.2065\n"), "{text}");
+        assert!(text.contains("commit=\"abc\\\"def\""), "{text}");
+        // No feedback yet: the ratio has no sample.
+        assert!(!text.contains("disagreement_ratio 0"), "{text}");
+    }
+}

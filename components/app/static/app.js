@@ -1,0 +1,125 @@
+// Phishing URL Check: the page's behaviour. Plain script, no build step, no inline code (CSP).
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const form = $("check-form"), input = $("url"), button = $("check");
+  const result = $("result"), verdict = $("verdict"), meter = $("meter"), fill = $("meter-fill");
+  const score = $("score"), checked = $("checked-url"), errorBox = $("error"), loading = $("loading");
+  const agree = $("agree"), disagree = $("disagree"), thanks = $("thanks");
+  let last = null; // the prediction feedback refers to
+
+  // Words for failures a person can act on; the server's message is added for bad input.
+  function describe(status, body) {
+    const detail = body && typeof body.error === "string" ? body.error : "";
+    if (status === 0) return "Could not reach the service. Check your connection and try again.";
+    if (status === 400 || status === 422) return "That does not look like a URL we can check: " + detail;
+    if (status === 413) return "That input is too long to check.";
+    if (status === 429) return "Too many checks in a short time. Please wait a moment and try again.";
+    if (status === 502) return "The classifier is unavailable right now. Please try again in a minute.";
+    if (status === 503) return "This could not be saved right now. Please try again in a minute.";
+    if (status === 504) return "The classifier took too long to answer. Please try again.";
+    return "Something went wrong (" + status + "). Please try again.";
+  }
+
+  async function post(path, payload) {
+    let resp;
+    try {
+      resp = await fetch(path, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json" },
+        body: JSON.stringify(payload),
+      });
+    } catch (_) {
+      return { status: 0, body: null };
+    }
+    let body = null;
+    try { body = await resp.json(); } catch (_) { body = null; }
+    return { status: resp.status, body };
+  }
+
+  function showError(message) {
+    errorBox.textContent = message;
+    errorBox.hidden = false;
+  }
+
+  function clearError() {
+    errorBox.hidden = true;
+    errorBox.textContent = "";
+  }
+
+  function showVerdict(p) {
+    const pct = Math.round(p.score * 1000) / 10;
+    const phishing = p.label === "phishing";
+    result.classList.toggle("phishing", phishing);
+    result.classList.toggle("legitimate", !phishing);
+    verdict.textContent = phishing
+      ? "Likely phishing — do not enter passwords or payment details here."
+      : "Looks legitimate — no signs of phishing found.";
+    fill.style.width = pct + "%";
+    meter.setAttribute("aria-valuenow", String(pct));
+    meter.setAttribute("aria-valuetext", pct + "% phishing score");
+    score.textContent = "Phishing score: " + pct.toFixed(1) + "%";
+    checked.textContent = p.url;
+    agree.disabled = false;
+    disagree.disabled = false;
+    thanks.hidden = true;
+    result.hidden = false;
+  }
+
+  async function check() {
+    clearError();
+    const url = input.value.trim();
+    if (!url) {
+      result.hidden = true;
+      showError("Enter a URL to check, for example https://example.com/login.");
+      input.focus();
+      return;
+    }
+    button.disabled = true;
+    loading.hidden = false;
+    const { status, body } = await post("/api/predict", { url });
+    loading.hidden = true;
+    button.disabled = false;
+    if (status === 200 && body && typeof body.score === "number") {
+      last = body;
+      showVerdict(body);
+    } else {
+      result.hidden = true;
+      showError(describe(status, body));
+    }
+  }
+
+  async function sendFeedback(agreed) {
+    if (!last) return;
+    agree.disabled = true;
+    disagree.disabled = true;
+    const { status, body } = await post("/api/feedback", { url: last.url, label: last.label, agree: agreed });
+    if (status === 201) {
+      thanks.textContent = agreed
+        ? "Thank you! Your feedback has been recorded."
+        : "Thank you! We will use your correction to improve the model.";
+      thanks.hidden = false;
+    } else {
+      agree.disabled = false;
+      disagree.disabled = false;
+      showError(describe(status, body));
+    }
+  }
+
+  async function loadVersions() {
+    try {
+      const resp = await fetch("/api/version", { headers: { accept: "application/json" } });
+      const v = await resp.json();
+      const model = v.model && v.model.version ? v.model.version : "unavailable";
+      $("versions").textContent = "app " + v.app.version + " · lib-version " + v.lib_version.version + " · model " + model;
+    } catch (_) {
+      // The footer keeps its placeholder.
+    }
+  }
+
+  form.addEventListener("submit", (e) => { e.preventDefault(); check(); });
+  agree.addEventListener("click", () => sendFeedback(true));
+  disagree.addEventListener("click", () => sendFeedback(false));
+  loadVersions();
+})();
