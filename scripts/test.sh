@@ -10,6 +10,21 @@ step "toolchain (rust-toolchain.toml: pinned compiler, rustfmt, clippy, wasm32-w
 rustup show active-toolchain
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
+step "system tools: Chromium (UI test), promtool (metrics check), Node (playwright-core)"
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+if ((${#missing[@]})); then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian package also starts a Prometheus server where systemd runs; only promtool is used.
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+
 step "format"
 cargo fmt --all --check
 
@@ -17,7 +32,7 @@ step "lint (native: libraries, training, host, and the components' plain modules
 cargo clippy --all-targets --locked -- -D warnings
 
 step "lint (wasm32-wasip2: the components and what they link)"
-cargo clippy -p lib-ml -p model-service --target wasm32-wasip2 --locked -- -D warnings
+cargo clippy -p lib-ml -p model-service -p app --target wasm32-wasip2 --locked -- -D warnings
 
 step "build the components as spin build does (spin.toml [component.*.build] commands)"
 # Release profile throughout, so the host, tract and candle are compiled once, for tests too.
@@ -25,6 +40,9 @@ cargo run --release --locked -p wasm-host -- build
 
 step "tests"
 cargo test --release --locked
+
+step "UI in headless Chromium (tests/browser: the built components served by wasm-host)"
+node tests/browser/ui.test.mjs
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked

@@ -75,7 +75,8 @@ impl Response {
 
     /// A JSON response (never cached).
     pub fn json(status: u16, body: &Value) -> Response {
-        Response::new(status, "application/json", body.to_string()).header("cache-control", "no-store")
+        Response::new(status, "application/json", body.to_string())
+            .header("cache-control", "no-store")
     }
 
     /// `{"error": message}` with `status`.
@@ -214,7 +215,11 @@ pub fn handle(req: Request<'_>, env: &dyn Env) -> Response {
         let shown: String = req.path.chars().take(200).collect();
         return Response::error(404, format!("no route for `{shown}`"));
     };
-    let method = if req.method == "HEAD" { "GET" } else { req.method };
+    let method = if req.method == "HEAD" {
+        "GET"
+    } else {
+        req.method
+    };
     if !methods.contains(&method) {
         let allowed = methods.join(", ");
         return Response::error(
@@ -267,7 +272,9 @@ fn count(env: &dyn Env, counters: &[Counter]) {
             .try_for_each(|c| s.increment(&c.key(), 1).map(|_| ()))
     });
     if let Err(e) = result {
-        env.log(&format!("metrics not recorded ({counters:?}): key-value store: {e}"));
+        env.log(&format!(
+            "metrics not recorded ({counters:?}): key-value store: {e}"
+        ));
     }
 }
 
@@ -294,7 +301,12 @@ fn json_body(req: &Request<'_>) -> Result<Value, Fail> {
         ));
     }
     let ct = req.content_type.unwrap_or("");
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if mime != "application/json" {
         let shown = if ct.is_empty() { "(none)" } else { ct };
         return Err(Response::error(
@@ -303,7 +315,10 @@ fn json_body(req: &Request<'_>) -> Result<Value, Fail> {
         ));
     }
     if req.body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Response::error(400, "request body is empty; expected a JSON object"));
+        return Err(Response::error(
+            400,
+            "request body is empty; expected a JSON object",
+        ));
     }
     serde_json::from_slice(req.body)
         .map_err(|e| Response::error(400, format!("malformed JSON: {e}")))
@@ -332,7 +347,10 @@ fn object<'v>(body: &'v Value, example: &str) -> Result<&'v serde_json::Map<Stri
     body.as_object().ok_or_else(|| {
         Response::error(
             400,
-            format!("expected a JSON object such as {example}, found {}", describe(body)),
+            format!(
+                "expected a JSON object such as {example}, found {}",
+                describe(body)
+            ),
         )
     })
 }
@@ -356,7 +374,10 @@ pub fn validate_url(v: Option<&Value>) -> Result<&str, Fail> {
     };
     let url = s.trim();
     if url.is_empty() {
-        return Err(Response::error(400, "`url` is empty; enter a URL such as https://example.com"));
+        return Err(Response::error(
+            400,
+            "`url` is empty; enter a URL such as https://example.com",
+        ));
     }
     let chars = url.chars().count();
     if chars > MAX_URL_CHARS {
@@ -471,7 +492,10 @@ fn read_prediction(bytes: &[u8]) -> Option<(String, f64, String)> {
     if !LABELS.contains(&label) || !(0.0..=1.0).contains(&score) {
         return None;
     }
-    let version = v.get("model_version").and_then(Value::as_str).unwrap_or("unknown");
+    let version = v
+        .get("model_version")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
     Some((label.to_string(), score, version.to_string()))
 }
 
@@ -495,7 +519,10 @@ fn give_feedback(req: &Request<'_>, env: &dyn Env) -> Response {
         Some(other) => {
             return Response::error(
                 400,
-                format!("`label` must be \"phishing\" or \"legitimate\", found {}", describe(other)),
+                format!(
+                    "`label` must be \"phishing\" or \"legitimate\", found {}",
+                    describe(other)
+                ),
             )
         }
         None => return Response::error(400, format!("missing field `label`; expected {example}")),
@@ -550,7 +577,10 @@ fn export(req: &Request<'_>, env: &dyn Env) -> Response {
     };
     let given = req
         .authorization
-        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
         .map(str::trim);
     if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
         let why = if given.is_none() {
@@ -568,9 +598,15 @@ fn export(req: &Request<'_>, env: &dyn Env) -> Response {
             feedback::export(&rows),
         )
         .header("cache-control", "no-store")
-        .header("content-disposition", "attachment; filename=\"feedback.tsv\"")
+        .header(
+            "content-disposition",
+            "attachment; filename=\"feedback.tsv\"",
+        )
         .header("x-feedback-rows", &rows.len().to_string()),
-        Err(e) => Response::error(503, format!("feedback could not be read (key-value store: {e})")),
+        Err(e) => Response::error(
+            503,
+            format!("feedback could not be read (key-value store: {e})"),
+        ),
     }
 }
 
@@ -580,14 +616,22 @@ fn version(env: &dyn Env) -> Response {
     let model = match env.model_service("GET", "/model", None).outcome {
         Ok((200, bytes)) => serde_json::from_slice::<Value>(&bytes)
             .ok()
-            .and_then(|card| card.get("version").and_then(Value::as_str).map(str::to_string))
+            .and_then(|card| {
+                card.get("version")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
             .map_or_else(
                 || json!({ "version": null, "error": "the model card has no version" }),
                 |v| json!({ "version": v }),
             ),
-        Ok((status, bytes)) => json!({ "version": null, "error": format!("model-service answered {status}: {}", upstream_message(&bytes)) }),
+        Ok((status, bytes)) => {
+            json!({ "version": null, "error": format!("model-service answered {status}: {}", upstream_message(&bytes)) })
+        }
         Err(CallError::Timeout) => json!({ "version": null, "error": "model-service timed out" }),
-        Err(CallError::Unreachable(why)) => json!({ "version": null, "error": format!("model-service unreachable: {why}") }),
+        Err(CallError::Unreachable(why)) => {
+            json!({ "version": null, "error": format!("model-service unreachable: {why}") })
+        }
     };
     Response::json(
         200,
@@ -619,7 +663,10 @@ fn metrics(env: &dyn Env) -> Response {
         .header("cache-control", "no-store"),
         Err(e) => {
             env.log(&format!("metrics unavailable: key-value store: {e}"));
-            Response::error(503, format!("metrics are unavailable (key-value store: {e})"))
+            Response::error(
+                503,
+                format!("metrics are unavailable (key-value store: {e})"),
+            )
         }
     }
 }

@@ -53,7 +53,11 @@ fn handle(req: Request) -> Response {
     for (k, v) in &resp.headers {
         builder.header(k.as_str(), v.as_str());
     }
-    let body = if method == "HEAD" { Vec::new() } else { resp.body };
+    let body = if method == "HEAD" {
+        Vec::new()
+    } else {
+        resp.body
+    };
     builder.body(body).build()
 }
 
@@ -199,7 +203,11 @@ fn send(
     let fields = Fields::from_list(&headers)
         .map_err(|e| CallError::Unreachable(format!("bad header: {e:?}")))?;
     let req = OutgoingRequest::new(fields);
-    let m = if method == "GET" { Method::Get } else { Method::Post };
+    let m = if method == "GET" {
+        Method::Get
+    } else {
+        Method::Post
+    };
     let path = format!("{base}{path}");
     let set = req
         .set_method(&m)
@@ -228,9 +236,9 @@ fn send(
             .write()
             .map_err(|_| CallError::Unreachable("request body stream unavailable".into()))?;
         for chunk in bytes.chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| CallError::Unreachable(format!("sending the request failed: {e:?}")))?;
+            stream.blocking_write_and_flush(chunk).map_err(|e| {
+                CallError::Unreachable(format!("sending the request failed: {e:?}"))
+            })?;
         }
         drop(stream);
     }
@@ -242,7 +250,9 @@ fn send(
         if let Some(result) = future.get() {
             match result {
                 Ok(Ok(resp)) => break resp,
-                Ok(Err(code)) => return Err(describe_error(&code).err().unwrap_or(CallError::Timeout)),
+                Ok(Err(code)) => {
+                    return Err(describe_error(&code).err().unwrap_or(CallError::Timeout))
+                }
                 Err(()) => return Err(CallError::Unreachable("response already taken".into())),
             }
         }

@@ -106,9 +106,18 @@ mod tests {
     #[test]
     fn rows_round_trip_and_disagreement_flips_the_label() {
         let s = MemStore::default();
-        assert_eq!(store(&s, "http://a.tk/login", "phishing", true, 1).unwrap(), 1);
-        assert_eq!(store(&s, "https://example.com/", "phishing", false, 2).unwrap(), 2);
-        assert_eq!(store(&s, "http://b.ml/", "legitimate", false, 3).unwrap(), 3);
+        assert_eq!(
+            store(&s, "http://a.tk/login", "phishing", true, 1).unwrap(),
+            1
+        );
+        assert_eq!(
+            store(&s, "https://example.com/", "phishing", false, 2).unwrap(),
+            2
+        );
+        assert_eq!(
+            store(&s, "http://b.ml/", "legitimate", false, 3).unwrap(),
+            3
+        );
         let rows = rows(&s).unwrap();
         assert_eq!(rows.len(), 3);
         assert_eq!(

@@ -92,7 +92,11 @@ impl Counter {
     /// Every counter, in a fixed order.
     pub fn all() -> Vec<Counter> {
         let mut all: Vec<Counter> = (0..LABELS.len()).map(Counter::Prediction).collect();
-        all.extend([Counter::Feedback(true), Counter::Feedback(false), Counter::PageView]);
+        all.extend([
+            Counter::Feedback(true),
+            Counter::Feedback(false),
+            Counter::PageView,
+        ]);
         all.extend(ErrorKind::ALL.map(Counter::ModelError));
         all.extend((0..=LATENCY_BUCKETS.len()).map(Counter::LatencyBucket));
         all.push(Counter::LatencySumMicros);
@@ -200,11 +204,7 @@ pub fn render(values: &[(Counter, i64)], build: &BuildInfo, feedback_rows: i64) 
         "counter",
         "Views of the UI page.",
     );
-    let _ = writeln!(
-        out,
-        "{PREFIX}_page_views_total {}",
-        get(Counter::PageView)
-    );
+    let _ = writeln!(out, "{PREFIX}_page_views_total {}", get(Counter::PageView));
 
     header(
         &mut out,

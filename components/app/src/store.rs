@@ -30,7 +30,12 @@ pub struct MemStore {
 
 impl MemStore {
     fn data(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, Vec<u8>>>, StoreError> {
-        if let Some(msg) = self.failing.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(msg) = self
+            .failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
             return Err(msg);
         }
         Ok(self.data.lock().unwrap_or_else(|e| e.into_inner()))

@@ -188,7 +188,7 @@ fn k(label: &str, key: &str) -> (String, String) {
 impl store::Host for SpinHost<'_> {
     fn open(&mut self, identifier: String) -> Outcome<Resource<Bucket>> {
         let (ctx, table) = self.spin();
-        if !ctx.allowed_stores.iter().any(|s| *s == identifier) {
+        if !ctx.allowed_stores.contains(&identifier) {
             return Ok(Err(store::Error::AccessDenied));
         }
         if !STORES.contains(&identifier.as_str()) {

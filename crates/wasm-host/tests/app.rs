@@ -42,7 +42,13 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn send(host: &Host, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> TestResponse {
+fn send(
+    host: &Host,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> TestResponse {
     rt().block_on(host.request(method, path, headers, body.to_string()))
         .unwrap()
 }
@@ -67,7 +73,11 @@ fn samples(text: &str) -> BTreeMap<String, f64> {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
             let (k, v) = l.rsplit_once(' ').expect("sample line");
-            let v = if v == "+Inf" { f64::INFINITY } else { v.parse().expect("number") };
+            let v = if v == "+Inf" {
+                f64::INFINITY
+            } else {
+                v.parse().expect("number")
+            };
             (k.to_string(), v)
         })
         .collect()
@@ -89,9 +99,15 @@ fn ui_page_and_assets_are_served_with_security_headers() {
     let host = app_with(&[]);
     let page = get(&host, "/");
     assert_eq!(page.status, 200);
-    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let html = std::str::from_utf8(&page.body).unwrap();
-    assert!(html.contains("<label for=\"url\">"), "the URL field has a label");
+    assert!(
+        html.contains("<label for=\"url\">"),
+        "the URL field has a label"
+    );
     assert!(html.contains("aria-live=\"polite\""));
     let csp = page.header("content-security-policy").unwrap();
     assert!(!csp.contains("unsafe-inline"), "{csp}");
@@ -127,13 +143,25 @@ fn predict_chains_to_the_model_service() {
         assert_eq!(score >= 0.5, label == "phishing");
     }
     let s = metrics(&host);
-    assert_eq!(m(&s, "phishing_app_predictions_total{label=\"phishing\"}"), 1.0);
-    assert_eq!(m(&s, "phishing_app_predictions_total{label=\"legitimate\"}"), 1.0);
     assert_eq!(
-        m(&s, "phishing_app_model_service_request_duration_seconds_count"),
+        m(&s, "phishing_app_predictions_total{label=\"phishing\"}"),
+        1.0
+    );
+    assert_eq!(
+        m(&s, "phishing_app_predictions_total{label=\"legitimate\"}"),
+        1.0
+    );
+    assert_eq!(
+        m(
+            &s,
+            "phishing_app_model_service_request_duration_seconds_count"
+        ),
         2.0
     );
-    let sum = m(&s, "phishing_app_model_service_request_duration_seconds_sum");
+    let sum = m(
+        &s,
+        "phishing_app_model_service_request_duration_seconds_sum",
+    );
     assert!(sum > 0.0 && sum < 10.0, "{sum}");
 }
 
@@ -141,40 +169,147 @@ fn predict_chains_to_the_model_service() {
 fn bad_requests_get_json_errors_quoting_the_problem() {
     let host = app_with(&[]);
     let long = format!("http://a.tk/{}", "x".repeat(5000));
-    let cases: Vec<(&str, &str, Option<&str>, String, u16, &str)> = vec![
-        ("POST", "/api/predict", Some("application/json"), "{".into(), 400, "malformed JSON"),
-        ("POST", "/api/predict", Some("text/plain"), "{}".into(), 415, "text/plain"),
+    // method, path, content type, body, expected status, what the message must mention
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, String, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "POST",
+            "/api/predict",
+            Some("application/json"),
+            "{".into(),
+            400,
+            "malformed JSON",
+        ),
+        (
+            "POST",
+            "/api/predict",
+            Some("text/plain"),
+            "{}".into(),
+            415,
+            "text/plain",
+        ),
         ("POST", "/api/predict", None, "{}".into(), 415, "(none)"),
-        ("POST", "/api/predict", Some("application/json"), "".into(), 400, "empty"),
-        ("POST", "/api/predict", Some("application/json"), "{}".into(), 400, "missing field `url`"),
-        ("POST", "/api/predict", Some("application/json"), r#"{"url": 5}"#.into(), 400, "number `5`"),
-        ("POST", "/api/predict", Some("application/json"), r#"{"url": "  "}"#.into(), 400, "`url` is empty"),
-        ("POST", "/api/predict", Some("application/json"), r#"["x"]"#.into(), 400, "array"),
-        ("POST", "/api/predict", Some("application/json"), json!({"url": long}).to_string(), 422, "limit is 4096"),
-        ("POST", "/api/predict", Some("application/json"), r#"{"url": "http://a\u0000b"}"#.into(), 400, "U+0000"),
-        ("POST", "/api/predict", Some("application/json"), "x".repeat(20_000), 413, "20000 bytes"),
+        (
+            "POST",
+            "/api/predict",
+            Some("application/json"),
+            "".into(),
+            400,
+            "empty",
+        ),
+        (
+            "POST",
+            "/api/predict",
+            Some("application/json"),
+            "{}".into(),
+            400,
+            "missing field `url`",
+        ),
+        (
+            "POST",
+            "/api/predict",
+            Some("application/json"),
+            r#"{"url": 5}"#.into(),
+            400,
+            "number `5`",
+        ),
+        (
+            "POST",
+            "/api/predict",
+            Some("application/json"),
+            r#"{"url": "  "}"#.into(),
+            400,
+            "`url` is empty",
+        ),
+        (
+            "POST",
+            "/api/predict",
+            Some("application/json"),
+            r#"["x"]"#.into(),
+            400,
+            "array",
+        ),
+        (
+            "POST",
+            "/api/predict",
+            Some("application/json"),
+            json!({"url": long}).to_string(),
+            422,
+            "limit is 4096",
+        ),
+        (
+            "POST",
+            "/api/predict",
+            Some("application/json"),
+            r#"{"url": "http://a\u0000b"}"#.into(),
+            400,
+            "U+0000",
+        ),
+        (
+            "POST",
+            "/api/predict",
+            Some("application/json"),
+            "x".repeat(20_000),
+            413,
+            "20000 bytes",
+        ),
         ("GET", "/api/predict", None, "".into(), 405, "allowed: POST"),
         ("DELETE", "/metrics", None, "".into(), 405, "allowed: GET"),
         ("GET", "/api/nope", None, "".into(), 404, "/api/nope"),
-        ("POST", "/api/feedback", Some("application/json"), r#"{"url": "http://a.tk", "label": "spam", "agree": true}"#.into(), 400, "string `\"spam\"`"),
-        ("POST", "/api/feedback", Some("application/json"), r#"{"url": "http://a.tk", "label": "phishing", "agree": "yes"}"#.into(), 400, "`agree` must be true or false"),
-        ("POST", "/api/feedback", Some("application/json"), r#"{"url": "http://a.tk", "label": "phishing"}"#.into(), 400, "missing field `agree`"),
+        (
+            "POST",
+            "/api/feedback",
+            Some("application/json"),
+            r#"{"url": "http://a.tk", "label": "spam", "agree": true}"#.into(),
+            400,
+            "string `\"spam\"`",
+        ),
+        (
+            "POST",
+            "/api/feedback",
+            Some("application/json"),
+            r#"{"url": "http://a.tk", "label": "phishing", "agree": "yes"}"#.into(),
+            400,
+            "`agree` must be true or false",
+        ),
+        (
+            "POST",
+            "/api/feedback",
+            Some("application/json"),
+            r#"{"url": "http://a.tk", "label": "phishing"}"#.into(),
+            400,
+            "missing field `agree`",
+        ),
     ];
     for (method, path, ct, body, status, needle) in cases {
         let headers: Vec<(&str, &str)> = ct.map(|c| vec![("content-type", c)]).unwrap_or_default();
         let r = send(&host, method, path, &headers, &body);
         assert_eq!(r.status, status, "{method} {path} {body:.60}: {:?}", r.body);
         let v = r.json().unwrap();
-        let msg = v["error"].as_str().unwrap_or_else(|| panic!("no error field: {v}"));
-        assert!(msg.contains(needle), "{method} {path}: `{msg}` should mention `{needle}`");
+        let msg = v["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error field: {v}"));
+        assert!(
+            msg.contains(needle),
+            "{method} {path}: `{msg}` should mention `{needle}`"
+        );
         if status == 405 {
             assert!(r.header("allow").is_some());
         }
     }
     // Nothing was counted as a prediction or a model-service error.
     let s = metrics(&host);
-    assert_eq!(m(&s, "phishing_app_predictions_total{label=\"phishing\"}"), 0.0);
-    assert_eq!(m(&s, "phishing_app_model_service_request_duration_seconds_count"), 0.0);
+    assert_eq!(
+        m(&s, "phishing_app_predictions_total{label=\"phishing\"}"),
+        0.0
+    );
+    assert_eq!(
+        m(
+            &s,
+            "phishing_app_model_service_request_duration_seconds_count"
+        ),
+        0.0
+    );
 }
 
 #[test]
@@ -187,13 +322,20 @@ fn model_service_down_is_a_502_and_counted() {
     let t = Instant::now();
     let r = post(&host, "/api/predict", &json!({ "url": LEGIT }));
     assert_eq!(r.status, 502, "{:?}", r.body);
-    assert!(t.elapsed() < Duration::from_secs(2), "fails fast: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "fails fast: {:?}",
+        t.elapsed()
+    );
     let v = r.json().unwrap();
     assert_eq!(v["kind"], "unreachable");
     assert!(v["error"].as_str().unwrap().contains("unreachable"), "{v}");
     let s = metrics(&host);
     assert_eq!(
-        m(&s, "phishing_app_model_service_errors_total{kind=\"unreachable\"}"),
+        m(
+            &s,
+            "phishing_app_model_service_errors_total{kind=\"unreachable\"}"
+        ),
         1.0
     );
     // The version endpoint still answers, without a model version.
@@ -213,11 +355,17 @@ fn slow_model_service_is_a_504_within_the_timeout() {
     let r = post(&host, "/api/predict", &json!({ "url": LEGIT }));
     let took = t.elapsed();
     assert_eq!(r.status, 504, "{:?}", r.body);
-    assert!(took < Duration::from_millis(1400), "answered after {took:?}");
+    assert!(
+        took < Duration::from_millis(1400),
+        "answered after {took:?}"
+    );
     let v = r.json().unwrap();
     assert!(v["error"].as_str().unwrap().contains("200 ms"), "{v}");
     assert_eq!(
-        m(&metrics(&host), "phishing_app_model_service_errors_total{kind=\"timeout\"}"),
+        m(
+            &metrics(&host),
+            "phishing_app_model_service_errors_total{kind=\"timeout\"}"
+        ),
         1.0
     );
 }
@@ -283,19 +431,34 @@ fn concurrent_requests_are_all_counted_exactly() {
         }
         out
     });
-    assert!(statuses[..n_predict].iter().all(|s| *s == 200), "{statuses:?}");
-    assert!(statuses[n_predict..].iter().all(|s| *s == 201), "{statuses:?}");
+    assert!(
+        statuses[..n_predict].iter().all(|s| *s == 200),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[n_predict..].iter().all(|s| *s == 201),
+        "{statuses:?}"
+    );
     let s = metrics(&host);
     let phishing = m(&s, "phishing_app_predictions_total{label=\"phishing\"}");
     let legit = m(&s, "phishing_app_predictions_total{label=\"legitimate\"}");
     assert_eq!(phishing + legit, n_predict as f64);
     assert_eq!(phishing, (n_predict / 2) as f64);
-    assert_eq!(m(&s, "phishing_app_feedback_total{verdict=\"agree\"}"), 30.0);
-    assert_eq!(m(&s, "phishing_app_feedback_total{verdict=\"disagree\"}"), 10.0);
+    assert_eq!(
+        m(&s, "phishing_app_feedback_total{verdict=\"agree\"}"),
+        30.0
+    );
+    assert_eq!(
+        m(&s, "phishing_app_feedback_total{verdict=\"disagree\"}"),
+        10.0
+    );
     assert_eq!(m(&s, "phishing_app_feedback_rows"), n_feedback as f64);
     assert_eq!(m(&s, "phishing_app_feedback_disagreement_ratio"), 0.25);
     assert_eq!(
-        m(&s, "phishing_app_model_service_request_duration_seconds_count"),
+        m(
+            &s,
+            "phishing_app_model_service_request_duration_seconds_count"
+        ),
         n_predict as f64
     );
     // Every feedback row is stored under its own key: none lost to a concurrent write.
@@ -321,14 +484,23 @@ fn pods_sharing_one_store_report_the_same_totals() {
     };
     let (a, b) = (pod(), pod());
     for _ in 0..3 {
-        assert_eq!(post(&a, "/api/predict", &json!({ "url": LEGIT })).status, 200);
+        assert_eq!(
+            post(&a, "/api/predict", &json!({ "url": LEGIT })).status,
+            200
+        );
     }
     for _ in 0..2 {
-        assert_eq!(post(&b, "/api/predict", &json!({ "url": LEGIT })).status, 200);
+        assert_eq!(
+            post(&b, "/api/predict", &json!({ "url": LEGIT })).status,
+            200
+        );
     }
     let (ma, mb) = (metrics(&a), metrics(&b));
     assert_eq!(ma, mb, "both pods expose the same values");
-    assert_eq!(m(&ma, "phishing_app_predictions_total{label=\"legitimate\"}"), 5.0);
+    assert_eq!(
+        m(&ma, "phishing_app_predictions_total{label=\"legitimate\"}"),
+        5.0
+    );
 }
 
 #[test]
@@ -337,7 +509,10 @@ fn feedback_export_needs_its_token() {
     let host = app_with(&[]);
     let r = get(&host, "/api/feedback/export");
     assert_eq!(r.status, 404);
-    assert!(r.json().unwrap()["error"].as_str().unwrap().contains("feedback_export_token"));
+    assert!(r.json().unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .contains("feedback_export_token"));
 
     let host = app_with(&[("feedback_export_token", "s3cret-token")]);
     for (url, label, agree) in [
@@ -345,18 +520,37 @@ fn feedback_export_needs_its_token() {
         ("https://www.github.com/", "phishing", false),
         ("http://bank-verify.ml/", "legitimate", false),
     ] {
-        let r = post(&host, "/api/feedback", &json!({ "url": url, "label": label, "agree": agree }));
+        let r = post(
+            &host,
+            "/api/feedback",
+            &json!({ "url": url, "label": label, "agree": agree }),
+        );
         assert_eq!(r.status, 201, "{:?}", r.body);
         assert!(r.json().unwrap()["id"].as_i64().unwrap() >= 1);
     }
     let r = get(&host, "/api/feedback/export");
     assert_eq!(r.status, 401);
     assert!(r.header("www-authenticate").unwrap().starts_with("Bearer"));
-    let r = send(&host, "GET", "/api/feedback/export", &[("authorization", "Bearer wrong")], "");
+    let r = send(
+        &host,
+        "GET",
+        "/api/feedback/export",
+        &[("authorization", "Bearer wrong")],
+        "",
+    );
     assert_eq!(r.status, 401);
-    let r = send(&host, "GET", "/api/feedback/export", &[("authorization", "Bearer s3cret-token")], "");
+    let r = send(
+        &host,
+        "GET",
+        "/api/feedback/export",
+        &[("authorization", "Bearer s3cret-token")],
+        "",
+    );
     assert_eq!(r.status, 200, "{:?}", r.body);
-    assert!(r.header("content-type").unwrap().starts_with("text/tab-separated-values"));
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/tab-separated-values"));
     assert_eq!(
         std::str::from_utf8(&r.body).unwrap(),
         "phishing\thttp://secure-login.tk/paypal\nlegitimate\thttps://www.github.com/\nphishing\thttp://bank-verify.ml/\n"
@@ -370,13 +564,24 @@ fn failing_store_still_serves_predictions() {
     let r = post(&host, "/api/predict", &json!({ "url": PHISHING }));
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.json().unwrap()["label"], "phishing");
-    let r = post(&host, "/api/feedback", &json!({ "url": PHISHING, "label": "phishing", "agree": true }));
+    let r = post(
+        &host,
+        "/api/feedback",
+        &json!({ "url": PHISHING, "label": "phishing", "agree": true }),
+    );
     assert_eq!(r.status, 503, "{:?}", r.body);
-    assert!(r.json().unwrap()["error"].as_str().unwrap().contains("store unavailable"));
+    assert!(r.json().unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .contains("store unavailable"));
     assert_eq!(get(&host, "/metrics").status, 503);
     host.key_value().set_failing(false);
     // Nothing was half-written: no row, no sequence number.
-    assert!(host.key_value().keys("default").iter().all(|k| !k.starts_with("feedback")));
+    assert!(host
+        .key_value()
+        .keys("default")
+        .iter()
+        .all(|k| !k.starts_with("feedback")));
     assert_eq!(get(&host, "/metrics").status, 200);
 }
 
@@ -384,9 +589,16 @@ fn failing_store_still_serves_predictions() {
 fn metrics_parse_with_promtool() {
     let host = app_with(&[]);
     post(&host, "/api/predict", &json!({ "url": PHISHING }));
-    post(&host, "/api/feedback", &json!({ "url": PHISHING, "label": "phishing", "agree": false }));
+    post(
+        &host,
+        "/api/feedback",
+        &json!({ "url": PHISHING, "label": "phishing", "agree": false }),
+    );
     let r = get(&host, "/metrics");
-    assert_eq!(r.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
     let text = std::str::from_utf8(&r.body).unwrap();
     for family in [
         "# TYPE phishing_app_predictions_total counter",
@@ -413,7 +625,9 @@ fn metrics_parse_with_promtool() {
     let mut child = match promtool {
         Ok(c) => c,
         Err(e) => {
-            let msg = format!("promtool not runnable ({e}); install it with `apt-get install prometheus`");
+            let msg = format!(
+                "promtool not runnable ({e}); install it with `apt-get install prometheus`"
+            );
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("{msg} (required under CI)");
             }
@@ -422,7 +636,12 @@ fn metrics_parse_with_promtool() {
         }
     };
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let result = child.wait_with_output().unwrap();
     assert!(
         result.status.success(),

@@ -1,0 +1,208 @@
+//! The app's API natively, against a scripted model-service: the answers the real model-service
+//! cannot be made to give (4xx, 5xx, garbage), configuration, and the export's token check.
+
+use app::api::{self, Call, CallError, Config, Env, Request, Response};
+use app::store::{MemStore, Store, StoreError};
+use serde_json::{json, Value};
+use std::cell::RefCell;
+
+/// A recorded model-service call: method, path, body.
+type Recorded = (String, String, Option<Vec<u8>>);
+
+struct Fake {
+    store: MemStore,
+    answer: Result<(u16, Vec<u8>), CallError>,
+    config: Config,
+    calls: RefCell<Vec<Recorded>>,
+    logs: RefCell<Vec<String>>,
+}
+
+impl Fake {
+    fn answering(status: u16, body: &str) -> Fake {
+        Fake::with(Ok((status, body.as_bytes().to_vec())))
+    }
+
+    fn with(answer: Result<(u16, Vec<u8>), CallError>) -> Fake {
+        Fake {
+            store: MemStore::default(),
+            answer,
+            config: Config::from_vars(|_| None).unwrap(),
+            calls: RefCell::default(),
+            logs: RefCell::default(),
+        }
+    }
+}
+
+impl Env for Fake {
+    fn store(&self) -> Result<&dyn Store, StoreError> {
+        Ok(&self.store)
+    }
+    fn model_service(&self, method: &str, path: &str, body: Option<&[u8]>) -> Call {
+        self.calls
+            .borrow_mut()
+            .push((method.into(), path.into(), body.map(<[u8]>::to_vec)));
+        Call {
+            outcome: self.answer.clone(),
+            seconds: 0.004,
+        }
+    }
+    fn config(&self) -> &Config {
+        &self.config
+    }
+    fn now_ms(&self) -> u64 {
+        1_700_000_000_000
+    }
+    fn log(&self, message: &str) {
+        self.logs.borrow_mut().push(message.into());
+    }
+}
+
+fn predict(env: &Fake, url: &str) -> Response {
+    let body = json!({ "url": url }).to_string();
+    api::handle(
+        Request {
+            method: "POST",
+            path: "/api/predict",
+            content_type: Some("application/json; charset=utf-8"),
+            authorization: None,
+            body: body.as_bytes(),
+        },
+        env,
+    )
+}
+
+fn counter(env: &Fake, key: &str) -> i64 {
+    env.store.increment(key, 0).unwrap()
+}
+
+#[test]
+fn forwards_the_url_and_returns_the_verdict() {
+    let env = Fake::answering(
+        200,
+        r#"{"url":"http://a.tk","label":"phishing","score":0.93,"model_version":"1.0.0"}"#,
+    );
+    let r = predict(&env, "  http://a.tk  ");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json_body(),
+        json!({"url": "http://a.tk", "label": "phishing", "score": 0.93, "model_version": "1.0.0"})
+    );
+    let calls = env.calls.borrow();
+    assert_eq!(calls[0].0, "POST");
+    assert_eq!(calls[0].1, "/predict");
+    let sent: Value = serde_json::from_slice(calls[0].2.as_ref().unwrap()).unwrap();
+    assert_eq!(sent, json!({"url": "http://a.tk"}));
+    assert_eq!(counter(&env, "metrics:predictions:phishing"), 1);
+    assert_eq!(counter(&env, "metrics:latency_bucket:1"), 0);
+    assert_eq!(
+        counter(&env, "metrics:latency_bucket:2"),
+        1,
+        "4 ms falls in le=0.005"
+    );
+}
+
+#[test]
+fn model_service_rejection_passes_through_with_its_message() {
+    let env = Fake::answering(400, r#"{"error":"`url` is empty; expected a URL"}"#);
+    let r = predict(&env, "http://a.tk");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json_body()["error"], "`url` is empty; expected a URL");
+    assert_eq!(r.json_body()["kind"], "rejected");
+    assert_eq!(counter(&env, "metrics:model_service_errors:rejected"), 1);
+}
+
+#[test]
+fn model_service_failure_is_a_502() {
+    let env = Fake::answering(500, r#"{"error":"model unavailable: boom"}"#);
+    let r = predict(&env, "http://a.tk");
+    assert_eq!(r.status, 502);
+    let msg = r.json_body()["error"].as_str().unwrap().to_string();
+    assert!(msg.contains("status 500") && msg.contains("boom"), "{msg}");
+    assert_eq!(
+        counter(&env, "metrics:model_service_errors:server_error"),
+        1
+    );
+    assert!(env.logs.borrow().iter().any(|l| l.contains("boom")));
+}
+
+#[test]
+fn unreadable_prediction_is_a_502() {
+    for body in [
+        "<html>gateway</html>",
+        r#"{"label":"maybe","score":0.5}"#,
+        r#"{"label":"phishing","score":7}"#,
+        r#"{"label":"phishing"}"#,
+    ] {
+        let env = Fake::answering(200, body);
+        let r = predict(&env, "http://a.tk");
+        assert_eq!(r.status, 502, "{body}");
+        assert_eq!(r.json_body()["kind"], "bad_response", "{body}");
+    }
+}
+
+#[test]
+fn timeout_and_unreachable_map_to_504_and_502() {
+    let env = Fake::with(Err(CallError::Timeout));
+    assert_eq!(predict(&env, "http://a.tk").status, 504);
+    assert_eq!(counter(&env, "metrics:model_service_errors:timeout"), 1);
+    let env = Fake::with(Err(CallError::Unreachable("connection refused".into())));
+    let r = predict(&env, "http://a.tk");
+    assert_eq!(r.status, 502);
+    assert!(r.json_body()["error"]
+        .as_str()
+        .unwrap()
+        .contains("connection refused"));
+}
+
+#[test]
+fn config_reads_variables_with_defaults_and_checks_them() {
+    let c = Config::from_vars(|_| None).unwrap();
+    assert_eq!(c.model_service_url, "http://model-service.spin.internal");
+    assert_eq!(c.timeout_ms, api::DEFAULT_TIMEOUT_MS);
+    assert_eq!(c.export_token, None);
+    let c = Config::from_vars(|n| match n {
+        "model_service_url" => Some("http://model-service.default.svc.cluster.local/".into()),
+        "model_service_timeout_ms" => Some("750".into()),
+        "feedback_export_token" => Some("t".into()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(
+        c.model_service_url,
+        "http://model-service.default.svc.cluster.local"
+    );
+    assert_eq!(c.timeout_ms, 750);
+    assert_eq!(c.export_token.as_deref(), Some("t"));
+    let e = Config::from_vars(|n| (n == "model_service_timeout_ms").then(|| "soon".into()))
+        .unwrap_err();
+    assert!(e.contains("`soon`"), "{e}");
+    let e =
+        Config::from_vars(|n| (n == "model_service_url").then(|| "ftp://x".into())).unwrap_err();
+    assert!(e.contains("`ftp://x`"), "{e}");
+}
+
+#[test]
+fn token_comparison_is_exact() {
+    assert!(api::constant_time_eq(b"abc", b"abc"));
+    assert!(!api::constant_time_eq(b"abc", b"abd"));
+    assert!(!api::constant_time_eq(b"abc", b"abcd"));
+    assert!(!api::constant_time_eq(b"", b"a"));
+    assert!(api::constant_time_eq(b"", b""));
+}
+
+#[test]
+fn head_is_get_without_counting_a_page_view() {
+    let env = Fake::answering(200, "{}");
+    let r = api::handle(
+        Request {
+            method: "HEAD",
+            path: "/",
+            content_type: None,
+            authorization: None,
+            body: b"",
+        },
+        &env,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(counter(&env, "metrics:page_views"), 0);
+}
