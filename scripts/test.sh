@@ -22,8 +22,10 @@ if ((${#missing[@]})); then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The Debian package also starts a Prometheus server where systemd runs; only promtool is used.
+# The Debian package also starts a Prometheus server where systemd runs; the checks start their own.
 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+# kubectl (for `kubectl kustomize`), Kubernetes schemas, JSON Schema, YAML: the manifest checks.
+python3 -m pip install --quiet --disable-pip-version-check -r kubernetes/requirements.txt
 
 step "format"
 cargo fmt --all --check
@@ -43,6 +45,10 @@ cargo test --release --locked
 
 step "UI in headless Chromium (tests/browser: the built components served by wasm-host)"
 node tests/browser/ui.test.mjs
+
+step "Kubernetes manifests: render, schemas, cross-references, Prometheus rules, a real scrape"
+python3 kubernetes/check.py --scrape
+python3 -m unittest discover -s kubernetes -p 'test_*.py'
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked

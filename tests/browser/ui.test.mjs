@@ -68,15 +68,17 @@ async function serve(name, args, probe) {
     } catch (_) {
       // not listening yet
     }
-    if (child.exitCode !== null) throw new Error(`${name} did not start`);
+    if (exited(child)) throw new Error(`${name} did not start`);
     if (Date.now() > deadline) throw new Error(`${name} did not answer ${probe} in time`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
 
+const exited = (child) => child.exitCode !== null || child.signalCode !== null;
+
 function stop(child) {
   return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve();
+    if (exited(child)) return resolve();
     child.stopping = true;
     child.on("exit", () => resolve());
     child.kill("SIGTERM");
@@ -170,12 +172,12 @@ try {
   await page.screenshot({ path: path.join(outDir, "1-phishing-verdict.png"), fullPage: true });
   step(`phishing URL from the test split → "Likely phishing", ${scoreText}`);
 
-  const agreeBefore = await metric(appBase, 'phishing_app_feedback_total{verdict="agree"}');
+  const agreeBefore = await metric(appBase, 'phishing_app_feedback_total{version="local",verdict="agree"}');
   await page.click("#agree");
   await page.locator("#thanks").filter({ hasText: "Thank you" }).waitFor();
   assert.ok(await page.locator("#agree").isDisabled());
   assert.ok(await page.locator("#disagree").isDisabled());
-  assert.equal(await metric(appBase, 'phishing_app_feedback_total{verdict="agree"}'), agreeBefore + 1);
+  assert.equal(await metric(appBase, 'phishing_app_feedback_total{version="local",verdict="agree"}'), agreeBefore + 1);
   await page.screenshot({ path: path.join(outDir, "2-feedback-thanks.png"), fullPage: true });
   step("Agree → thank-you shown, buttons disabled, /metrics counts it");
 
@@ -209,7 +211,7 @@ try {
   const text = await error.textContent();
   assert.ok(!text.includes("{"), `no raw JSON in the message: ${text}`);
   assert.ok(await page.locator("#result").isHidden());
-  assert.ok(await metric(appBase, 'phishing_app_model_service_errors_total{kind="unreachable"}') >= 1);
+  assert.ok(await metric(appBase, 'phishing_app_model_service_errors_total{version="local",kind="unreachable"}') >= 1);
   await page.screenshot({ path: path.join(outDir, "5-model-service-down.png"), fullPage: true });
   step(`model-service stopped → "${text}"`);
 

@@ -130,6 +130,9 @@ pub struct Config {
     pub timeout_ms: u64,
     /// Bearer token for the feedback export (`feedback_export_token`); `None` = export disabled.
     pub export_token: Option<String>,
+    /// Which deployment this is (`deployment_version`: `v1`, `v2` in the cluster, `local` under
+    /// `spin up`); metrics carry it as the `version` label.
+    pub deployment_version: String,
 }
 
 impl Config {
@@ -157,10 +160,19 @@ impl Config {
                 })?,
         };
         let export_token = get("feedback_export_token").filter(|t| !t.is_empty());
+        let deployment_version = get("deployment_version")
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "local".into());
+        if !metrics::valid_version(&deployment_version) {
+            return Err(format!(
+                "variable `deployment_version` must be 1 to 32 of a-z, 0-9, `.`, `_`, `-`, found `{deployment_version}`"
+            ));
+        }
         Ok(Config {
             model_service_url: url,
             timeout_ms,
             export_token,
+            deployment_version,
         })
     }
 }
@@ -179,10 +191,11 @@ pub trait Env {
     fn log(&self, message: &str);
 }
 
-/// The app's build information.
-pub fn build_info() -> BuildInfo {
+/// The app's build information, for deployment `deployment`.
+pub fn build_info(deployment: &str) -> BuildInfo {
     let lib = lib_version::version();
     BuildInfo {
+        deployment: deployment.into(),
         version: env!("CARGO_PKG_VERSION").into(),
         commit: lib.git_commit.unwrap_or_default().into(),
         lib_version: lib.version.into(),
@@ -266,10 +279,11 @@ fn asset(content_type: &str, text: &'static str) -> Response {
 
 /// Increments counters; a store failure is logged, never fails the request.
 fn count(env: &dyn Env, counters: &[Counter]) {
+    let version = &env.config().deployment_version;
     let result = env.store().and_then(|s| {
         counters
             .iter()
-            .try_for_each(|c| s.increment(&c.key(), 1).map(|_| ()))
+            .try_for_each(|c| s.increment(&c.key(version), 1).map(|_| ()))
     });
     if let Err(e) = result {
         env.log(&format!(
@@ -281,7 +295,7 @@ fn count(env: &dyn Env, counters: &[Counter]) {
 fn observe(env: &dyn Env, seconds: f64) {
     if let Err(e) = env
         .store()
-        .and_then(|s| metrics::observe_latency(s, seconds))
+        .and_then(|s| metrics::observe_latency(s, &env.config().deployment_version, seconds))
     {
         env.log(&format!("latency not recorded: key-value store: {e}"));
     }
@@ -537,9 +551,16 @@ fn give_feedback(req: &Request<'_>, env: &dyn Env) -> Response {
         }
         None => return Response::error(400, format!("missing field `agree`; expected {example}")),
     };
-    let stored = env
-        .store()
-        .and_then(|s| feedback::store(s, url, label, agree, env.now_ms()));
+    let stored = env.store().and_then(|s| {
+        feedback::store(
+            s,
+            url,
+            label,
+            agree,
+            env.now_ms(),
+            &env.config().deployment_version,
+        )
+    });
     match stored {
         Ok(id) => {
             count(env, &[Counter::Feedback(agree)]);
@@ -640,6 +661,7 @@ fn version(env: &dyn Env) -> Response {
                 "version": env!("CARGO_PKG_VERSION"),
                 "commit": lib.short_commit(),
                 "dirty": lib.git_dirty,
+                "deployment": env.config().deployment_version,
             },
             "lib_version": lib,
             "model": model,
@@ -649,8 +671,9 @@ fn version(env: &dyn Env) -> Response {
 
 /// `GET /metrics`.
 fn metrics(env: &dyn Env) -> Response {
+    let version = &env.config().deployment_version;
     let read = env.store().and_then(|s| {
-        let values = metrics::read_all(s)?;
+        let values = metrics::read_all(s, version)?;
         let rows = s.increment(feedback::SEQ_KEY, 0)?;
         Ok((values, rows))
     });
@@ -658,7 +681,7 @@ fn metrics(env: &dyn Env) -> Response {
         Ok((values, rows)) => Response::new(
             200,
             "text/plain; version=0.0.4; charset=utf-8",
-            metrics::render(&values, &build_info(), rows),
+            metrics::render(&values, &build_info(version), rows),
         )
         .header("cache-control", "no-store"),
         Err(e) => {

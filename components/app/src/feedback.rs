@@ -26,6 +26,9 @@ pub struct Row {
     pub agree: bool,
     /// When, in milliseconds since the Unix epoch.
     pub time_ms: u64,
+    /// The deployment that served the verdict (`deployment_version`).
+    #[serde(default)]
+    pub version: String,
 }
 
 impl Row {
@@ -51,6 +54,7 @@ pub fn store(
     label: &str,
     agree: bool,
     time_ms: u64,
+    version: &str,
 ) -> Result<i64, StoreError> {
     let id = store.increment(SEQ_KEY, 1)?;
     let row = Row {
@@ -59,6 +63,7 @@ pub fn store(
         label: label.to_string(),
         agree,
         time_ms,
+        version: version.to_string(),
     };
     let bytes = serde_json::to_vec(&row).map_err(|e| e.to_string())?;
     store.set(&row_key(id), &bytes)?;
@@ -107,15 +112,15 @@ mod tests {
     fn rows_round_trip_and_disagreement_flips_the_label() {
         let s = MemStore::default();
         assert_eq!(
-            store(&s, "http://a.tk/login", "phishing", true, 1).unwrap(),
+            store(&s, "http://a.tk/login", "phishing", true, 1, "v1").unwrap(),
             1
         );
         assert_eq!(
-            store(&s, "https://example.com/", "phishing", false, 2).unwrap(),
+            store(&s, "https://example.com/", "phishing", false, 2, "v1").unwrap(),
             2
         );
         assert_eq!(
-            store(&s, "http://b.ml/", "legitimate", false, 3).unwrap(),
+            store(&s, "http://b.ml/", "legitimate", false, 3, "v1").unwrap(),
             3
         );
         let rows = rows(&s).unwrap();

@@ -4,7 +4,9 @@
 //! Every request runs in a fresh instance, so nothing is counted in memory: each event is one
 //! atomic `increment` of a key in the key-value store, and `/metrics` reads them back. The store
 //! is shared by every instance (and, in the cluster, every pod), so the values are the totals of
-//! the whole application — see the app README, "Metrics with several pods".
+//! the whole application — see the app README, "Metrics with several pods". Counters are kept per
+//! deployment version (the `deployment_version` variable: v1, v2 during a canary), and every
+//! version's counters are exposed with a `version` label.
 
 use crate::store::{Store, StoreError};
 use std::fmt::Write as _;
@@ -75,18 +77,22 @@ pub enum Counter {
     LatencySumMicros,
 }
 
+/// Prefix of every metric key: `metrics:<version>:<counter>`.
+pub const KEY_PREFIX: &str = "metrics:";
+
 impl Counter {
-    /// The key-value key holding the counter.
-    pub fn key(&self) -> String {
-        match self {
-            Counter::Prediction(i) => format!("metrics:predictions:{}", LABELS[*i]),
-            Counter::Feedback(true) => "metrics:feedback:agree".into(),
-            Counter::Feedback(false) => "metrics:feedback:disagree".into(),
-            Counter::PageView => "metrics:page_views".into(),
-            Counter::ModelError(k) => format!("metrics:model_service_errors:{}", k.as_str()),
-            Counter::LatencyBucket(i) => format!("metrics:latency_bucket:{i}"),
-            Counter::LatencySumMicros => "metrics:latency_sum_us".into(),
-        }
+    /// The key-value key holding the counter of deployment `version`.
+    pub fn key(&self, version: &str) -> String {
+        let name = match self {
+            Counter::Prediction(i) => format!("predictions:{}", LABELS[*i]),
+            Counter::Feedback(true) => "feedback:agree".into(),
+            Counter::Feedback(false) => "feedback:disagree".into(),
+            Counter::PageView => "page_views".into(),
+            Counter::ModelError(k) => format!("model_service_errors:{}", k.as_str()),
+            Counter::LatencyBucket(i) => format!("latency_bucket:{i}"),
+            Counter::LatencySumMicros => "latency_sum_us".into(),
+        };
+        format!("{KEY_PREFIX}{version}:{name}")
     }
 
     /// Every counter, in a fixed order.
@@ -112,17 +118,27 @@ pub fn bucket_of(seconds: f64) -> usize {
         .unwrap_or(LATENCY_BUCKETS.len())
 }
 
-/// Records a model-service round trip: its bucket and its time (two increments).
-pub fn observe_latency(store: &dyn Store, seconds: f64) -> Result<(), StoreError> {
-    store.increment(&Counter::LatencyBucket(bucket_of(seconds)).key(), 1)?;
+/// Records a model-service round trip of `version`: its bucket and its time (two increments).
+pub fn observe_latency(store: &dyn Store, version: &str, seconds: f64) -> Result<(), StoreError> {
+    store.increment(&Counter::LatencyBucket(bucket_of(seconds)).key(version), 1)?;
     let micros = (seconds.max(0.0) * 1e6).round() as i64;
-    store.increment(&Counter::LatencySumMicros.key(), micros)?;
+    store.increment(&Counter::LatencySumMicros.key(version), micros)?;
     Ok(())
+}
+
+/// Whether `v` can be a deployment version: 1–32 of `a-z 0-9 . _ -` (it becomes a key part and a
+/// label value).
+pub fn valid_version(v: &str) -> bool {
+    (1..=32).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
 /// What the build-info gauge reports.
 #[derive(Debug, Clone)]
 pub struct BuildInfo {
+    /// The deployment version (`deployment_version`).
+    pub deployment: String,
     /// The app's version.
     pub version: String,
     /// The commit it was built from (empty when unknown).
@@ -131,11 +147,31 @@ pub struct BuildInfo {
     pub lib_version: String,
 }
 
-/// Reads every counter from `store` (`increment(key, 0)`: one atomic read each).
-pub fn read_all(store: &dyn Store) -> Result<Vec<(Counter, i64)>, StoreError> {
-    Counter::all()
+/// The counters of one deployment version.
+pub type VersionValues = (String, Vec<(Counter, i64)>);
+
+/// Reads every counter of every deployment version found in `store`, and of `own` (the serving
+/// version) even before it counted anything: `increment(key, 0)`, one atomic read each.
+pub fn read_all(store: &dyn Store, own: &str) -> Result<Vec<VersionValues>, StoreError> {
+    let mut versions: Vec<String> = store
+        .keys()?
+        .iter()
+        .filter_map(|k| k.strip_prefix(KEY_PREFIX)?.split_once(':').map(|(v, _)| v))
+        .filter(|v| valid_version(v))
+        .map(str::to_string)
+        .collect();
+    versions.push(own.to_string());
+    versions.sort();
+    versions.dedup();
+    versions
         .into_iter()
-        .map(|c| Ok((c, store.increment(&c.key(), 0)?)))
+        .map(|v| {
+            let values = Counter::all()
+                .into_iter()
+                .map(|c| Ok((c, store.increment(&c.key(&v), 0)?)))
+                .collect::<Result<_, StoreError>>()?;
+            Ok((v, values))
+        })
         .collect()
 }
 
@@ -161,14 +197,14 @@ fn num(v: f64) -> String {
 }
 
 /// Renders the exposition text from counter values (as [`read_all`] returns them).
-pub fn render(values: &[(Counter, i64)], build: &BuildInfo, feedback_rows: i64) -> String {
-    let get = |c: Counter| {
-        values
+pub fn render(values: &[VersionValues], build: &BuildInfo, feedback_rows: i64) -> String {
+    let get = |counters: &[(Counter, i64)], c: Counter| {
+        counters
             .iter()
             .find(|(k, _)| *k == c)
             .map_or(0, |(_, v)| (*v).max(0))
     };
-    let mut out = String::with_capacity(4096);
+    let mut out = String::with_capacity(8192);
 
     header(
         &mut out,
@@ -176,12 +212,15 @@ pub fn render(values: &[(Counter, i64)], build: &BuildInfo, feedback_rows: i64) 
         "counter",
         "Predictions served, by verdict.",
     );
-    for (i, label) in LABELS.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "{PREFIX}_predictions_total{{label=\"{label}\"}} {}",
-            get(Counter::Prediction(i))
-        );
+    for (v, c) in values {
+        let v = escape(v);
+        for (i, label) in LABELS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{PREFIX}_predictions_total{{version=\"{v}\",label=\"{label}\"}} {}",
+                get(c, Counter::Prediction(i))
+            );
+        }
     }
 
     header(
@@ -190,13 +229,16 @@ pub fn render(values: &[(Counter, i64)], build: &BuildInfo, feedback_rows: i64) 
         "counter",
         "Feedback on verdicts, by whether the user agreed.",
     );
-    let agree = get(Counter::Feedback(true));
-    let disagree = get(Counter::Feedback(false));
-    let _ = writeln!(out, "{PREFIX}_feedback_total{{verdict=\"agree\"}} {agree}");
-    let _ = writeln!(
-        out,
-        "{PREFIX}_feedback_total{{verdict=\"disagree\"}} {disagree}"
-    );
+    for (v, c) in values {
+        let v = escape(v);
+        for (agree, verdict) in [(true, "agree"), (false, "disagree")] {
+            let _ = writeln!(
+                out,
+                "{PREFIX}_feedback_total{{version=\"{v}\",verdict=\"{verdict}\"}} {}",
+                get(c, Counter::Feedback(agree))
+            );
+        }
+    }
 
     header(
         &mut out,
@@ -204,7 +246,14 @@ pub fn render(values: &[(Counter, i64)], build: &BuildInfo, feedback_rows: i64) 
         "counter",
         "Views of the UI page.",
     );
-    let _ = writeln!(out, "{PREFIX}_page_views_total {}", get(Counter::PageView));
+    for (v, c) in values {
+        let _ = writeln!(
+            out,
+            "{PREFIX}_page_views_total{{version=\"{}\"}} {}",
+            escape(v),
+            get(c, Counter::PageView)
+        );
+    }
 
     header(
         &mut out,
@@ -212,13 +261,16 @@ pub fn render(values: &[(Counter, i64)], build: &BuildInfo, feedback_rows: i64) 
         "counter",
         "Failed calls to the model-service, by kind.",
     );
-    for kind in ErrorKind::ALL {
-        let _ = writeln!(
-            out,
-            "{PREFIX}_model_service_errors_total{{kind=\"{}\"}} {}",
-            kind.as_str(),
-            get(Counter::ModelError(kind))
-        );
+    for (v, c) in values {
+        let v = escape(v);
+        for kind in ErrorKind::ALL {
+            let _ = writeln!(
+                out,
+                "{PREFIX}_model_service_errors_total{{version=\"{v}\",kind=\"{}\"}} {}",
+                kind.as_str(),
+                get(c, Counter::ModelError(kind))
+            );
+        }
     }
 
     header(
@@ -227,26 +279,24 @@ pub fn render(values: &[(Counter, i64)], build: &BuildInfo, feedback_rows: i64) 
         "histogram",
         "Round-trip time of calls from the app to the model-service.",
     );
-    let mut cumulative = 0;
-    for i in 0..=LATENCY_BUCKETS.len() {
-        cumulative += get(Counter::LatencyBucket(i));
-        let le = LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY);
-        let _ = writeln!(
-            out,
-            "{PREFIX}_model_service_request_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
-            num(le)
-        );
+    for (v, c) in values {
+        let v = escape(v);
+        let name = format!("{PREFIX}_model_service_request_duration_seconds");
+        // `_count` is the sum of the buckets, so the two always agree within one scrape.
+        let mut cumulative = 0;
+        for i in 0..=LATENCY_BUCKETS.len() {
+            cumulative += get(c, Counter::LatencyBucket(i));
+            let le = LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{version=\"{v}\",le=\"{}\"}} {cumulative}",
+                num(le)
+            );
+        }
+        let sum = get(c, Counter::LatencySumMicros) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{version=\"{v}\"}} {}", num(sum));
+        let _ = writeln!(out, "{name}_count{{version=\"{v}\"}} {cumulative}");
     }
-    let sum = get(Counter::LatencySumMicros) as f64 / 1e6;
-    let _ = writeln!(
-        out,
-        "{PREFIX}_model_service_request_duration_seconds_sum {}",
-        num(sum)
-    );
-    let _ = writeln!(
-        out,
-        "{PREFIX}_model_service_request_duration_seconds_count {cumulative}"
-    );
 
     header(
         &mut out,
@@ -254,12 +304,17 @@ pub fn render(values: &[(Counter, i64)], build: &BuildInfo, feedback_rows: i64) 
         "gauge",
         "Share of feedback that disagreed with the verdict (absent until there is feedback).",
     );
-    if agree + disagree > 0 {
-        let _ = writeln!(
-            out,
-            "{PREFIX}_feedback_disagreement_ratio {}",
-            num(disagree as f64 / (agree + disagree) as f64)
-        );
+    for (v, c) in values {
+        let agree = get(c, Counter::Feedback(true));
+        let disagree = get(c, Counter::Feedback(false));
+        if agree + disagree > 0 {
+            let _ = writeln!(
+                out,
+                "{PREFIX}_feedback_disagreement_ratio{{version=\"{}\"}} {}",
+                escape(v),
+                num(disagree as f64 / (agree + disagree) as f64)
+            );
+        }
     }
 
     header(
@@ -278,7 +333,8 @@ pub fn render(values: &[(Counter, i64)], build: &BuildInfo, feedback_rows: i64) 
     );
     let _ = writeln!(
         out,
-        "{PREFIX}_build_info{{version=\"{}\",commit=\"{}\",lib_version=\"{}\"}} 1",
+        "{PREFIX}_build_info{{version=\"{}\",app_version=\"{}\",commit=\"{}\",lib_version=\"{}\"}} 1",
+        escape(&build.deployment),
         escape(&build.version),
         escape(&build.commit),
         escape(&build.lib_version)
@@ -301,9 +357,31 @@ mod tests {
     }
 
     #[test]
+    fn own_version_is_reported_before_it_counts() {
+        let store = MemStore::default();
+        observe_latency(&store, "v2", 0.1).unwrap();
+        let versions: Vec<String> = read_all(&store, "v1")
+            .unwrap()
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect();
+        assert_eq!(versions, ["v1", "v2"]);
+    }
+
+    #[test]
+    fn versions_are_checked() {
+        assert!(valid_version("v1"));
+        assert!(valid_version("0.2.0-rc.1"));
+        assert!(!valid_version(""));
+        assert!(!valid_version("V1"));
+        assert!(!valid_version("a:b"));
+        assert!(!valid_version(&"x".repeat(33)));
+    }
+
+    #[test]
     fn keys_are_distinct() {
         let keys: std::collections::BTreeSet<String> =
-            Counter::all().iter().map(Counter::key).collect();
+            Counter::all().iter().map(|c| c.key("v1")).collect();
         assert_eq!(keys.len(), Counter::all().len());
     }
 
@@ -311,20 +389,44 @@ mod tests {
     fn histogram_is_cumulative_and_counts_match() {
         let store = MemStore::default();
         for s in [0.0005, 0.003, 0.003, 0.2, 9.0] {
-            observe_latency(&store, s).unwrap();
+            observe_latency(&store, "v2", s).unwrap();
         }
+        observe_latency(&store, "v1", 0.003).unwrap();
         let build = BuildInfo {
+            deployment: "v1".into(),
             version: "1.2.3".into(),
             commit: "abc\"def".into(),
             lib_version: "0.1.0".into(),
         };
-        let text = render(&read_all(&store).unwrap(), &build, 0);
-        assert!(text.contains("_bucket{le=\"0.001\"} 1\n"), "{text}");
-        assert!(text.contains("_bucket{le=\"0.005\"} 3\n"), "{text}");
-        assert!(text.contains("_bucket{le=\"0.25\"} 4\n"), "{text}");
-        assert!(text.contains("_bucket{le=\"+Inf\"} 5\n"), "{text}");
-        assert!(text.contains("_seconds_count 5\n"), "{text}");
-        assert!(text.contains("_seconds_sum 9.2065\n"), "{text}");
+        let text = render(&read_all(&store, "v1").unwrap(), &build, 0);
+        assert!(
+            text.contains("_bucket{version=\"v2\",le=\"0.001\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("_bucket{version=\"v2\",le=\"0.005\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("_bucket{version=\"v2\",le=\"0.25\"} 4\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("_bucket{version=\"v2\",le=\"+Inf\"} 5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("_seconds_count{version=\"v2\"} 5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("_seconds_sum{version=\"v2\"} 9.2065\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("_seconds_count{version=\"v1\"} 1\n"),
+            "{text}"
+        );
         assert!(text.contains("commit=\"abc\\\"def\""), "{text}");
         // No feedback yet: the ratio has no sample.
         assert!(!text.contains("disagreement_ratio 0"), "{text}");

@@ -92,10 +92,10 @@ fn forwards_the_url_and_returns_the_verdict() {
     assert_eq!(calls[0].1, "/predict");
     let sent: Value = serde_json::from_slice(calls[0].2.as_ref().unwrap()).unwrap();
     assert_eq!(sent, json!({"url": "http://a.tk"}));
-    assert_eq!(counter(&env, "metrics:predictions:phishing"), 1);
-    assert_eq!(counter(&env, "metrics:latency_bucket:1"), 0);
+    assert_eq!(counter(&env, "metrics:local:predictions:phishing"), 1);
+    assert_eq!(counter(&env, "metrics:local:latency_bucket:1"), 0);
     assert_eq!(
-        counter(&env, "metrics:latency_bucket:2"),
+        counter(&env, "metrics:local:latency_bucket:2"),
         1,
         "4 ms falls in le=0.005"
     );
@@ -108,7 +108,10 @@ fn model_service_rejection_passes_through_with_its_message() {
     assert_eq!(r.status, 400);
     assert_eq!(r.json_body()["error"], "`url` is empty; expected a URL");
     assert_eq!(r.json_body()["kind"], "rejected");
-    assert_eq!(counter(&env, "metrics:model_service_errors:rejected"), 1);
+    assert_eq!(
+        counter(&env, "metrics:local:model_service_errors:rejected"),
+        1
+    );
 }
 
 #[test]
@@ -119,7 +122,7 @@ fn model_service_failure_is_a_502() {
     let msg = r.json_body()["error"].as_str().unwrap().to_string();
     assert!(msg.contains("status 500") && msg.contains("boom"), "{msg}");
     assert_eq!(
-        counter(&env, "metrics:model_service_errors:server_error"),
+        counter(&env, "metrics:local:model_service_errors:server_error"),
         1
     );
     assert!(env.logs.borrow().iter().any(|l| l.contains("boom")));
@@ -144,7 +147,10 @@ fn unreadable_prediction_is_a_502() {
 fn timeout_and_unreachable_map_to_504_and_502() {
     let env = Fake::with(Err(CallError::Timeout));
     assert_eq!(predict(&env, "http://a.tk").status, 504);
-    assert_eq!(counter(&env, "metrics:model_service_errors:timeout"), 1);
+    assert_eq!(
+        counter(&env, "metrics:local:model_service_errors:timeout"),
+        1
+    );
     let env = Fake::with(Err(CallError::Unreachable("connection refused".into())));
     let r = predict(&env, "http://a.tk");
     assert_eq!(r.status, 502);
@@ -160,6 +166,7 @@ fn config_reads_variables_with_defaults_and_checks_them() {
     assert_eq!(c.model_service_url, "http://model-service.spin.internal");
     assert_eq!(c.timeout_ms, api::DEFAULT_TIMEOUT_MS);
     assert_eq!(c.export_token, None);
+    assert_eq!(c.deployment_version, "local");
     let c = Config::from_vars(|n| match n {
         "model_service_url" => Some("http://model-service.default.svc.cluster.local/".into()),
         "model_service_timeout_ms" => Some("750".into()),
@@ -204,5 +211,5 @@ fn head_is_get_without_counting_a_page_view() {
         &env,
     );
     assert_eq!(r.status, 200);
-    assert_eq!(counter(&env, "metrics:page_views"), 0);
+    assert_eq!(counter(&env, "metrics:local:page_views"), 0);
 }

@@ -125,7 +125,13 @@ fn ui_page_and_assets_are_served_with_security_headers() {
         !html.contains("<script>") && !html.contains("style=\""),
         "no inline script or style (the CSP forbids them)"
     );
-    assert_eq!(m(&metrics(&host), "phishing_app_page_views_total"), 1.0);
+    assert_eq!(
+        m(
+            &metrics(&host),
+            "phishing_app_page_views_total{version=\"local\"}"
+        ),
+        1.0
+    );
 }
 
 #[test]
@@ -144,23 +150,29 @@ fn predict_chains_to_the_model_service() {
     }
     let s = metrics(&host);
     assert_eq!(
-        m(&s, "phishing_app_predictions_total{label=\"phishing\"}"),
-        1.0
-    );
-    assert_eq!(
-        m(&s, "phishing_app_predictions_total{label=\"legitimate\"}"),
+        m(
+            &s,
+            "phishing_app_predictions_total{version=\"local\",label=\"phishing\"}"
+        ),
         1.0
     );
     assert_eq!(
         m(
             &s,
-            "phishing_app_model_service_request_duration_seconds_count"
+            "phishing_app_predictions_total{version=\"local\",label=\"legitimate\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        m(
+            &s,
+            "phishing_app_model_service_request_duration_seconds_count{version=\"local\"}"
         ),
         2.0
     );
     let sum = m(
         &s,
-        "phishing_app_model_service_request_duration_seconds_sum",
+        "phishing_app_model_service_request_duration_seconds_sum{version=\"local\"}",
     );
     assert!(sum > 0.0 && sum < 10.0, "{sum}");
 }
@@ -300,13 +312,16 @@ fn bad_requests_get_json_errors_quoting_the_problem() {
     // Nothing was counted as a prediction or a model-service error.
     let s = metrics(&host);
     assert_eq!(
-        m(&s, "phishing_app_predictions_total{label=\"phishing\"}"),
+        m(
+            &s,
+            "phishing_app_predictions_total{version=\"local\",label=\"phishing\"}"
+        ),
         0.0
     );
     assert_eq!(
         m(
             &s,
-            "phishing_app_model_service_request_duration_seconds_count"
+            "phishing_app_model_service_request_duration_seconds_count{version=\"local\"}"
         ),
         0.0
     );
@@ -334,7 +349,7 @@ fn model_service_down_is_a_502_and_counted() {
     assert_eq!(
         m(
             &s,
-            "phishing_app_model_service_errors_total{kind=\"unreachable\"}"
+            "phishing_app_model_service_errors_total{version=\"local\",kind=\"unreachable\"}"
         ),
         1.0
     );
@@ -364,7 +379,7 @@ fn slow_model_service_is_a_504_within_the_timeout() {
     assert_eq!(
         m(
             &metrics(&host),
-            "phishing_app_model_service_errors_total{kind=\"timeout\"}"
+            "phishing_app_model_service_errors_total{version=\"local\",kind=\"timeout\"}"
         ),
         1.0
     );
@@ -440,24 +455,42 @@ fn concurrent_requests_are_all_counted_exactly() {
         "{statuses:?}"
     );
     let s = metrics(&host);
-    let phishing = m(&s, "phishing_app_predictions_total{label=\"phishing\"}");
-    let legit = m(&s, "phishing_app_predictions_total{label=\"legitimate\"}");
+    let phishing = m(
+        &s,
+        "phishing_app_predictions_total{version=\"local\",label=\"phishing\"}",
+    );
+    let legit = m(
+        &s,
+        "phishing_app_predictions_total{version=\"local\",label=\"legitimate\"}",
+    );
     assert_eq!(phishing + legit, n_predict as f64);
     assert_eq!(phishing, (n_predict / 2) as f64);
     assert_eq!(
-        m(&s, "phishing_app_feedback_total{verdict=\"agree\"}"),
+        m(
+            &s,
+            "phishing_app_feedback_total{version=\"local\",verdict=\"agree\"}"
+        ),
         30.0
     );
     assert_eq!(
-        m(&s, "phishing_app_feedback_total{verdict=\"disagree\"}"),
+        m(
+            &s,
+            "phishing_app_feedback_total{version=\"local\",verdict=\"disagree\"}"
+        ),
         10.0
     );
     assert_eq!(m(&s, "phishing_app_feedback_rows"), n_feedback as f64);
-    assert_eq!(m(&s, "phishing_app_feedback_disagreement_ratio"), 0.25);
     assert_eq!(
         m(
             &s,
-            "phishing_app_model_service_request_duration_seconds_count"
+            "phishing_app_feedback_disagreement_ratio{version=\"local\"}"
+        ),
+        0.25
+    );
+    assert_eq!(
+        m(
+            &s,
+            "phishing_app_model_service_request_duration_seconds_count{version=\"local\"}"
         ),
         n_predict as f64
     );
@@ -473,16 +506,17 @@ fn concurrent_requests_are_all_counted_exactly() {
 
 #[test]
 fn pods_sharing_one_store_report_the_same_totals() {
-    // Two hosts = two pods of the app (each with its model-service), one shared store (Redis in
-    // the cluster). Each pod reports application totals, not its own share.
+    // Two hosts = two app pods (v1 and v2 of a canary, each with its model-service), one shared
+    // store (Redis in the cluster). Either pod reports the application's totals, per version.
     let kv = Arc::new(KeyValue::new());
-    let pod = || {
+    let pod = |version: &str| {
         load(HostOptions {
             key_value: Some(kv.clone()),
+            variables: [("deployment_version".to_string(), version.to_string())].into(),
             ..Default::default()
         })
     };
-    let (a, b) = (pod(), pod());
+    let (a, b) = (pod("v1"), pod("v2"));
     for _ in 0..3 {
         assert_eq!(
             post(&a, "/api/predict", &json!({ "url": LEGIT })).status,
@@ -495,12 +529,22 @@ fn pods_sharing_one_store_report_the_same_totals() {
             200
         );
     }
-    let (ma, mb) = (metrics(&a), metrics(&b));
-    assert_eq!(ma, mb, "both pods expose the same values");
-    assert_eq!(
-        m(&ma, "phishing_app_predictions_total{label=\"legitimate\"}"),
-        5.0
+    let without_build_info = |mut s: BTreeMap<String, f64>| {
+        s.retain(|k, _| !k.starts_with("phishing_app_build_info"));
+        s
+    };
+    let (ma, mb) = (
+        without_build_info(metrics(&a)),
+        without_build_info(metrics(&b)),
     );
+    assert_eq!(ma, mb, "both pods expose the same values");
+    let legit =
+        |v: &str| format!("phishing_app_predictions_total{{version=\"{v}\",label=\"legitimate\"}}");
+    assert_eq!(m(&ma, &legit("v1")), 3.0);
+    assert_eq!(m(&ma, &legit("v2")), 2.0);
+    assert!(metrics(&b)
+        .keys()
+        .any(|k| k.starts_with("phishing_app_build_info{version=\"v2\"")));
 }
 
 #[test]
