@@ -10,12 +10,13 @@ step "toolchain (rust-toolchain.toml: pinned compiler, rustfmt, clippy, wasm32-w
 rustup show active-toolchain
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-step "system tools: Chromium (UI test), promtool (metrics check), Node (playwright-core)"
+step "system tools: Chromium (UI test), Prometheus/promtool (metrics), Node (playwright-core), Vagrant"
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+command -v vagrant >/dev/null || missing+=(vagrant)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -29,6 +30,13 @@ python3 -m pip install --quiet --disable-pip-version-check -r kubernetes/require
 
 step "format"
 cargo fmt --all --check
+
+step "provisioning: yamllint, ansible-lint, syntax, inventory, templates, Vagrantfile (ansible/check.sh)"
+# Ansible and its linters in a virtualenv outside the checkout (reused by later runs).
+ANSIBLE_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/phishing-spin/ansible-venv"
+[ -x "$ANSIBLE_VENV/bin/python" ] || python3 -m venv "$ANSIBLE_VENV"
+"$ANSIBLE_VENV/bin/pip" install --quiet --disable-pip-version-check -r ansible/requirements.txt
+ANSIBLE_VENV="$ANSIBLE_VENV" ansible/check.sh
 
 step "lint (native: libraries, training, host, and the components' plain modules)"
 cargo clippy --all-targets --locked -- -D warnings
