@@ -322,7 +322,13 @@ fn json_body(req: &Request<'_>) -> Result<Value, Fail> {
         .trim()
         .to_ascii_lowercase();
     if mime != "application/json" {
-        let shown = if ct.is_empty() { "(none)" } else { ct };
+        let mut shown: String = ct.chars().take(100).collect();
+        if shown.len() < ct.len() {
+            shown.push('…');
+        }
+        if ct.is_empty() {
+            shown = "(none)".into();
+        }
         return Err(Response::error(
             415,
             format!("content type `{shown}` is not supported; send JSON with `Content-Type: application/json`"),

@@ -145,7 +145,9 @@ fn json_body(req: &Request<'_>) -> Result<Value, Fail> {
             .trim()
             .to_ascii_lowercase();
         if mime != "application/json" && !mime.ends_with("+json") {
-            return Err((415, format!("content type `{ct}` is not supported; send JSON with `Content-Type: application/json`")));
+            let shown: String = ct.chars().take(100).collect();
+            let more = if shown.len() < ct.len() { "…" } else { "" };
+            return Err((415, format!("content type `{shown}{more}` is not supported; send JSON with `Content-Type: application/json`")));
         }
     }
     if req.body.iter().all(u8::is_ascii_whitespace) {
@@ -180,7 +182,18 @@ fn describe(v: &Value) -> String {
 /// A non-empty URL string from `v`, or an error naming `field`.
 fn url_from<'v>(v: &'v Value, field: &str) -> Result<&'v str, Fail> {
     match v {
-        Value::String(s) if !s.trim().is_empty() => Ok(s),
+        Value::String(s) if !s.trim().is_empty() => {
+            match s.chars().enumerate().find(|(_, c)| c.is_control()) {
+                Some((i, c)) => Err((
+                    400,
+                    format!(
+                        "`{field}` contains the control character U+{:04X} at position {i}; URLs cannot contain it",
+                        c as u32
+                    ),
+                )),
+                None => Ok(s),
+            }
+        }
         Value::String(_) => Err((400, format!("`{field}` is empty; expected a URL"))),
         other => Err((
             400,
