@@ -277,29 +277,43 @@ fn asset(content_type: &str, text: &'static str) -> Response {
     page(Response::new(200, content_type, text))
 }
 
-/// Increments counters; a store failure is logged, never fails the request.
-fn count(env: &dyn Env, counters: &[Counter]) {
+/// Increments counters; a store failure is logged, never fails the request. Returns whether the
+/// counts were recorded.
+fn count(env: &dyn Env, counters: &[Counter]) -> bool {
     let version = &env.config().deployment_version;
     let result = env.store().and_then(|s| {
         counters
             .iter()
             .try_for_each(|c| s.increment(&c.key(version), 1).map(|_| ()))
     });
-    if let Err(e) = result {
-        env.log(&format!(
-            "metrics not recorded ({counters:?}): key-value store: {e}"
-        ));
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            env.log(&format!(
+                "metrics not recorded ({counters:?}): key-value store: {e}"
+            ));
+            false
+        }
     }
 }
 
-fn observe(env: &dyn Env, seconds: f64) {
-    if let Err(e) = env
+fn observe(env: &dyn Env, seconds: f64) -> bool {
+    let version = &env.config().deployment_version;
+    match env
         .store()
-        .and_then(|s| metrics::observe_latency(s, &env.config().deployment_version, seconds))
+        .and_then(|s| metrics::observe_latency(s, version, seconds))
     {
-        env.log(&format!("latency not recorded: key-value store: {e}"));
+        Ok(()) => true,
+        Err(e) => {
+            env.log(&format!("latency not recorded: key-value store: {e}"));
+            false
+        }
     }
 }
+
+/// Marks a response whose metrics could not be recorded (the store failed), so the loss is visible
+/// to clients and load tests, not only in the log.
+const METRICS_ERROR_HEADER: &str = "x-metrics-error";
 
 type Fail = Response;
 
@@ -450,7 +464,7 @@ fn predict(req: &Request<'_>, env: &dyn Env) -> Response {
         "/predict",
         Some(json!({ "url": url }).to_string().as_bytes()),
     );
-    observe(env, call.seconds);
+    let observed = observe(env, call.seconds);
     let timeout_ms = env.config().timeout_ms;
     let (status, bytes) = match call.outcome {
         Err(CallError::Unreachable(why)) => {
@@ -475,11 +489,19 @@ fn predict(req: &Request<'_>, env: &dyn Env) -> Response {
         200 => match read_prediction(&bytes) {
             Some((label, score, model_version)) => {
                 let i = LABELS.iter().position(|l| *l == label).unwrap_or(0);
-                count(env, &[Counter::Prediction(i)]);
-                Response::json(
+                let counted = count(env, &[Counter::Prediction(i)]);
+                let r = Response::json(
                     200,
                     &json!({ "url": url, "label": label, "score": score, "model_version": model_version }),
-                )
+                );
+                if counted && observed {
+                    r
+                } else {
+                    r.header(
+                        METRICS_ERROR_HEADER,
+                        "key-value store unavailable; not counted",
+                    )
+                }
             }
             None => model_error(
                 env,
@@ -569,11 +591,18 @@ fn give_feedback(req: &Request<'_>, env: &dyn Env) -> Response {
     });
     match stored {
         Ok(id) => {
-            count(env, &[Counter::Feedback(agree)]);
-            Response::json(
+            let r = Response::json(
                 201,
                 &json!({ "id": id, "message": "Thank you: your feedback helps improve the model." }),
-            )
+            );
+            if count(env, &[Counter::Feedback(agree)]) {
+                r
+            } else {
+                r.header(
+                    METRICS_ERROR_HEADER,
+                    "key-value store unavailable; not counted",
+                )
+            }
         }
         Err(e) => {
             env.log(&format!("feedback not stored: key-value store: {e}"));

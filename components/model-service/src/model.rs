@@ -50,13 +50,19 @@ struct CardHead {
 impl Classifier {
     /// Parses, optimizes and plans the built-in model (the expensive step).
     pub fn load() -> Result<Classifier> {
+        Classifier::from_parts(MODEL_ONNX, TOKENIZER_JSON, MODEL_CARD_JSON)
+    }
+
+    /// Parses, optimizes and plans a model from its files' contents. A missing or corrupt part is
+    /// an error naming it (so a bad model fails the build's snapshot step, never a request).
+    pub fn from_parts(onnx: &[u8], tokenizer_json: &str, card_json: &str) -> Result<Classifier> {
         let tokenizer =
-            Tokenizer::from_json(TOKENIZER_JSON).context("built-in tokenizer is invalid")?;
+            Tokenizer::from_json(tokenizer_json).context("built-in tokenizer is invalid")?;
         let card: CardHead =
-            serde_json::from_str(MODEL_CARD_JSON).context("built-in model card is invalid")?;
+            serde_json::from_str(card_json).context("built-in model card is invalid")?;
         // Read the ONNX graph once; both plans start from it.
         let model = tract_onnx::onnx()
-            .model_for_read(&mut Cursor::new(MODEL_ONNX))
+            .model_for_read(&mut Cursor::new(onnx))
             .context("built-in ONNX model is invalid")?;
         let len = tokenizer.max_len();
         // Fix the input shape to [1, len], optimize, plan.
@@ -137,4 +143,32 @@ pub fn preinitialized() -> bool {
 /// How many times this instance had to load the model while serving (0 when pre-initialized).
 pub fn loads_at_request_time() -> u32 {
     LOADS_AT_REQUEST_TIME.load(Ordering::SeqCst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(onnx: &[u8], tokenizer: &str, card: &str) -> String {
+        match Classifier::from_parts(onnx, tokenizer, card) {
+            Ok(_) => panic!("a broken model must not load"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    #[test]
+    fn a_corrupt_or_missing_part_is_a_clear_error() {
+        let e = error_of(
+            &MODEL_ONNX[..MODEL_ONNX.len() / 2],
+            TOKENIZER_JSON,
+            MODEL_CARD_JSON,
+        );
+        assert!(e.contains("ONNX model is invalid"), "{e}");
+        let e = error_of(b"", TOKENIZER_JSON, MODEL_CARD_JSON);
+        assert!(e.contains("ONNX model is invalid"), "{e}");
+        let e = error_of(MODEL_ONNX, "{\"format\": \"nope\"}", MODEL_CARD_JSON);
+        assert!(e.contains("tokenizer is invalid"), "{e}");
+        let e = error_of(MODEL_ONNX, TOKENIZER_JSON, "");
+        assert!(e.contains("model card is invalid"), "{e}");
+    }
 }

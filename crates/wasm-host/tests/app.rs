@@ -608,6 +608,10 @@ fn failing_store_still_serves_predictions() {
     let r = post(&host, "/api/predict", &json!({ "url": PHISHING }));
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.json().unwrap()["label"], "phishing");
+    assert!(
+        r.header("x-metrics-error").is_some(),
+        "the lost count is visible in the response"
+    );
     let r = post(
         &host,
         "/api/feedback",

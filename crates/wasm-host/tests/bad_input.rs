@@ -67,15 +67,51 @@ fn table() -> Vec<Row> {
             json_row("JSON that is not an object", path, "[1, 2]", 400, "array"),
             json_row("missing url", path, "{}", 400, "missing field `url`"),
             json_row("empty url", path, "{\"url\": \"\"}", 400, "empty"),
-            json_row("whitespace url", path, "{\"url\": \"  \\t \"}", 400, "empty"),
+            json_row(
+                "whitespace url",
+                path,
+                "{\"url\": \"  \\t \"}",
+                400,
+                "empty",
+            ),
             json_row("url is a number", path, "{\"url\": 42}", 400, "number `42`"),
             json_row("url is null", path, "{\"url\": null}", 400, "null"),
-            json_row("url is an object", path, "{\"url\": {\"href\": \"x\"}}", 400, "object"),
+            json_row(
+                "url is an object",
+                path,
+                "{\"url\": {\"href\": \"x\"}}",
+                400,
+                "object",
+            ),
             json_row("100 KB url", path, long_url.clone(), 413, "bytes"),
-            json_row("non-UTF-8 bytes", path, b"{\"url\": \"http://a.tk/\xff\xfe\"}".to_vec(), 400, "malformed JSON"),
-            json_row("control character", path, "{\"url\": \"http://a.tk/\\u0007x\"}", 400, "U+0007"),
-            json_row("newline in url", path, "{\"url\": \"http://a.tk/\\nx\"}", 400, "U+000A"),
-            json_row("deeply nested JSON", path, nested(5_000), 400, "recursion limit"),
+            json_row(
+                "non-UTF-8 bytes",
+                path,
+                b"{\"url\": \"http://a.tk/\xff\xfe\"}".to_vec(),
+                400,
+                "malformed JSON",
+            ),
+            json_row(
+                "control character",
+                path,
+                "{\"url\": \"http://a.tk/\\u0007x\"}",
+                400,
+                "U+0007",
+            ),
+            json_row(
+                "newline in url",
+                path,
+                "{\"url\": \"http://a.tk/\\nx\"}",
+                400,
+                "U+000A",
+            ),
+            json_row(
+                "deeply nested JSON",
+                path,
+                nested(5_000),
+                400,
+                "recursion limit",
+            ),
             json_row("empty body", path, "", 400, "empty"),
             Row {
                 what: "wrong content type",
@@ -215,7 +251,9 @@ type Answer = (u16, Option<String>, Vec<u8>);
 fn send_tcp(base: &str, row: &Row) -> Answer {
     let addr = base.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut req = format!(
         "{} {} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
         row.method,
@@ -238,11 +276,10 @@ fn send_tcp(base: &str, row: &Row) -> Answer {
     let mut body = raw[split + 4..].to_vec();
     let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
     let header = |name: &str| {
-        head.lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-            })
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
     };
     if header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
         body = dechunk(&body);
@@ -290,7 +327,9 @@ fn every_bad_request_gets_a_json_4xx_naming_the_problem() {
                 let headers: Vec<(&str, &str)> =
                     row.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 let call = host.request(row.method, row.path, &headers, row.body.clone());
-                match rt.block_on(async { tokio::time::timeout(Duration::from_secs(30), call).await }) {
+                match rt
+                    .block_on(async { tokio::time::timeout(Duration::from_secs(30), call).await })
+                {
                     Ok(r) => {
                         let r = r.expect("host");
                         let ct = r.header("content-type").map(str::to_string);
@@ -329,8 +368,13 @@ fn every_bad_request_gets_a_json_4xx_naming_the_problem() {
                 .and_then(|v| v["error"].as_str().map(str::to_string));
             match message {
                 None => fail("no JSON `error` field".into()),
-                Some(m) if !m.contains(row.says) => fail(format!("message should mention `{}`", row.says)),
-                Some(m) if m.len() > 1000 => fail(format!("message is {} bytes long (echoes the input?)", m.len())),
+                Some(m) if !m.contains(row.says) => {
+                    fail(format!("message should mention `{}`", row.says))
+                }
+                Some(m) if m.len() > 1000 => fail(format!(
+                    "message is {} bytes long (echoes the input?)",
+                    m.len()
+                )),
                 Some(_) => {}
             }
         }
