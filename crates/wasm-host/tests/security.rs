@@ -48,8 +48,11 @@ fn every_component_is_listed_here() {
     );
 }
 
+/// A kind of secret and how to recognise it in a line.
+type Pattern = (&'static str, fn(&str) -> bool);
+
 /// Patterns of secrets that must never be committed.
-const SECRET_PATTERNS: &[(&str, fn(&str) -> bool)] = &[
+const SECRET_PATTERNS: &[Pattern] = &[
     ("private key", |l| {
         l.contains("-----BEGIN") && l.contains("PRIVATE KEY-----")
     }),
