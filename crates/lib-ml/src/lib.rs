@@ -29,4 +29,6 @@ pub use dataset::{
     RowError, Sample,
 };
 pub use label::{Label, LabelError};
-pub use tokenizer::{Tokenizer, TokenizerError, DEFAULT_MAX_LEN, OOV_ID, OOV_TOKEN, PAD_ID};
+pub use tokenizer::{
+    Tokenizer, TokenizerError, DEFAULT_MAX_LEN, MAX_SEQUENCE_LEN, OOV_ID, OOV_TOKEN, PAD_ID,
+};

@@ -12,6 +12,9 @@ pub const OOV_ID: u32 = 1;
 pub const PAD_ID: u32 = 0;
 /// The sequence length of the original model.
 pub const DEFAULT_MAX_LEN: usize = 200;
+/// The longest sequence a tokenizer file may ask for. Every encoded URL takes `max_len` ids, so
+/// a file with an absurd `max_len` is refused when loaded instead of exhausting memory later.
+pub const MAX_SEQUENCE_LEN: usize = 1 << 16;
 
 /// The `format` field of a tokenizer file.
 const FORMAT: &str = "phishing-char-tokenizer";
@@ -302,8 +305,11 @@ impl Tokenizer {
                     .into(),
             );
         }
-        if file.max_len == 0 {
-            return invalid("`max_len` must be positive".into());
+        if file.max_len == 0 || file.max_len > MAX_SEQUENCE_LEN {
+            return invalid(format!(
+                "`max_len` is {}; it must be 1 to {MAX_SEQUENCE_LEN}",
+                file.max_len
+            ));
         }
         if file.oov_token != OOV_TOKEN
             || file.vocabulary.first().map(String::as_str) != Some(OOV_TOKEN)

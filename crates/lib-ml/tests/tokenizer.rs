@@ -202,3 +202,20 @@ proptest! {
         prop_assert_eq!(tokenizer.encode(&(prefix + &tail)), tokenizer.encode(&tail));
     }
 }
+
+/// Found by the `tokenizer_json` fuzz target: a file asking for `max_len` 4,888,888,888,888,800
+/// loaded, and the first `encode` aborted trying to allocate it.
+#[test]
+fn fuzz_regression_huge_max_len_is_refused_at_load() {
+    let json = include_str!("fuzz-regressions/tokenizer_json-huge-max-len.json");
+    let err = lib_ml::Tokenizer::from_json(json).unwrap_err().to_string();
+    assert!(
+        err.contains("`max_len` is 4888888888888800; it must be 1 to 65536"),
+        "{err}"
+    );
+    // The largest allowed length still loads and encodes.
+    let mut file: serde_json::Value = serde_json::from_str(json).unwrap();
+    file["max_len"] = lib_ml::MAX_SEQUENCE_LEN.into();
+    let t = lib_ml::Tokenizer::from_json(&file.to_string()).unwrap();
+    assert_eq!(t.encode("http://a.tk").len(), lib_ml::MAX_SEQUENCE_LEN);
+}
