@@ -60,8 +60,7 @@ fn table() -> Vec<Row> {
     );
     let mut rows = Vec::new();
     // Both components' JSON endpoints get the same treatment.
-    for (path, field_example) in [("/predict", "url"), ("/api/predict", "url")] {
-        let _ = field_example;
+    for path in ["/predict", "/api/predict"] {
         rows.extend([
             json_row("malformed JSON", path, "{\"url\": ", 400, "malformed JSON"),
             json_row("JSON that is not an object", path, "[1, 2]", 400, "array"),
