@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Pins the sha256 of a containerd-shim-spin release in roles/spin_shim/defaults/main.yml.
 # Needs network access to GitHub; run it once per shim upgrade and commit the result.
-#   ansible/scripts/pin-shim-checksums.sh v0.24.0
+#   ansible/scripts/pin-shim-checksums.sh v0.25.1
 set -euo pipefail
-version="${1:?usage: $0 <version, e.g. v0.24.0>}"
+version="${1:?usage: $0 <version, e.g. v0.25.1>}"
 cd "$(dirname "$0")/.."
 defaults=roles/spin_shim/defaults/main.yml
 tmp="$(mktemp -d)"
