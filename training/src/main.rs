@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use model_training::params::Params;
-use model_training::pipeline::Run;
+use model_training::pipeline::{files, Run};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -35,13 +35,22 @@ enum Stage {
     Train,
     /// Score every split: metrics.json, ROC and confusion-matrix plots.
     Evaluate,
-    /// Export ONNX, check it with tract, write the model card.
+    /// Export ONNX, check it with tract, write its NNEF form and the model card.
     Export,
+    /// Only rewrite `model.nnef.tar` from the `model.onnx` in the output directory (no data needed).
+    Nnef,
     /// Every stage in order.
     All,
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if cli.stage == Stage::Nnef {
+        let onnx = cli.out.join(files::ONNX);
+        let nnef = cli.out.join(files::NNEF);
+        let bytes = model_training::onnx::export_nnef(&onnx, &nnef)?;
+        println!("wrote {} ({bytes} bytes)", nnef.display());
+        return Ok(());
+    }
     let mut params = Params::load(&cli.params)?;
     if let Some(dir) = cli.data_dir {
         params.data.dir = dir;

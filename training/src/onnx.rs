@@ -206,6 +206,31 @@ pub fn export(
     Ok(bytes.len())
 }
 
+/// The exported ONNX model as tract's NNEF (a tar of `graph.nnef` and weights): the ONNX graph
+/// read, typed and decluttered (dropout gone, layers as tract's own ops), batch dimension left
+/// symbolic, written deterministically (same ONNX in, same bytes out). The model-service builds
+/// this in, so it needs only tract's NNEF reader, not the ONNX one.
+pub fn to_nnef(onnx: &[u8]) -> Result<Vec<u8>> {
+    let model = tract_onnx::onnx()
+        .model_for_read(&mut std::io::Cursor::new(onnx))
+        .context("tract failed to read the ONNX model")?
+        .into_typed()?
+        .into_decluttered()?;
+    tract_nnef::nnef()
+        .write_to_tar_with_config(&model, Vec::new(), false, true)
+        .context("tract failed to write the model as NNEF")
+}
+
+/// Reads `onnx_path` and writes [`to_nnef`] of it to `nnef_path`. Returns the NNEF size in bytes.
+pub fn export_nnef(onnx_path: &Path, nnef_path: &Path) -> Result<usize> {
+    let onnx = std::fs::read(onnx_path)
+        .with_context(|| format!("failed to read ONNX model `{}`", onnx_path.display()))?;
+    let nnef = to_nnef(&onnx)?;
+    std::fs::write(nnef_path, &nnef)
+        .with_context(|| format!("failed to write NNEF model `{}`", nnef_path.display()))?;
+    Ok(nnef.len())
+}
+
 /// An exported model loaded and optimised by tract for a fixed batch size.
 pub struct TractModel {
     plan: std::sync::Arc<TypedRunnableModel>,
@@ -220,6 +245,17 @@ impl TractModel {
             .model_for_path(path)
             .with_context(|| format!("tract failed to read `{}`", path.display()))?
             .with_input_fact(0, i64::fact([batch, len]).into())?
+            .into_optimized()?
+            .into_runnable()?;
+        Ok(TractModel { plan, batch, len })
+    }
+
+    /// Loads the NNEF form of the model ([`to_nnef`]) the same way.
+    pub fn load_nnef(path: &Path, batch: usize, len: usize) -> Result<TractModel> {
+        let plan = tract_nnef::nnef()
+            .model_for_path(path)
+            .with_context(|| format!("tract failed to read `{}`", path.display()))?
+            .with_input_fact(0, i64::fact([batch, len]))?
             .into_optimized()?
             .into_runnable()?;
         Ok(TractModel { plan, batch, len })

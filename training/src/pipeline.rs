@@ -32,6 +32,8 @@ pub mod files {
     pub const METRICS: &str = "metrics.json";
     /// The exported model.
     pub const ONNX: &str = "model.onnx";
+    /// The exported model as tract NNEF (what the model-service builds in).
+    pub const NNEF: &str = "model.nnef.tar";
     /// The model card.
     pub const CARD: &str = "model-card.json";
 }
@@ -215,7 +217,8 @@ impl Run {
         Ok(all)
     }
 
-    /// Stage 4: export ONNX, check it with tract against candle on test URLs, write the model card.
+    /// Stage 4: export ONNX, check it with tract against candle on test URLs, write its NNEF form
+    /// and the model card.
     pub fn export(&mut self, splits: &[Split; 3]) -> Result<ModelCard> {
         let (net, tokenizer) = self.load_model()?;
         let p = self.params.clone();
@@ -238,6 +241,13 @@ impl Run {
         if max_abs_diff > 1e-4 {
             bail!("exported model disagrees with the trained one: max |diff| {max_abs_diff:.2e} > 1e-4");
         }
+        let nnef_path = self.path(files::NNEF);
+        let nnef_bytes = onnx::export_nnef(&onnx_path, &nnef_path)?;
+        self.log(&format!(
+            "exported `{}` ({} KiB): the same graph, decluttered, for the model-service",
+            nnef_path.display(),
+            nnef_bytes / 1024
+        ));
         let training: TrainingRecord = self.read_json(files::TRAINING, "train")?;
         let card = ModelCard {
             name: "phishing-char-cnn".into(),

@@ -95,6 +95,7 @@ fn tiny_pipeline_writes_every_artifact() -> anyhow::Result<()> {
         "training.log",
         "metrics.json",
         "model.onnx",
+        "model.nnef.tar",
         "model-card.json",
         "plots/history.svg",
         "plots/roc.svg",

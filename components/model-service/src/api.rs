@@ -300,7 +300,7 @@ fn oip_metadata() -> Result<Value, Fail> {
     Ok(json!({
         "name": OIP_MODEL,
         "versions": [c.version],
-        "platform": "onnx_tract_wasm",
+        "platform": "tract_nnef_wasm",
         "inputs": [{ "name": "url", "datatype": "BYTES", "shape": [-1] }],
         "outputs": [
             { "name": "score", "datatype": "FP32", "shape": [-1] },

@@ -6,10 +6,10 @@ use lib_ml::Tokenizer;
 use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
-use tract_onnx::prelude::*;
+use tract_nnef::prelude::*;
 
-/// `model/model.onnx`, built in.
-pub const MODEL_ONNX: &[u8] = include_bytes!("../../../model/model.onnx");
+/// `model/model.nnef.tar` (the released `model.onnx` as tract NNEF, already decluttered), built in.
+pub const MODEL_NNEF: &[u8] = include_bytes!("../../../model/model.nnef.tar");
 /// `model/tokenizer.json`, built in.
 pub const TOKENIZER_JSON: &str = include_str!("../../../model/tokenizer.json");
 /// `model/model-card.json`, built in and served at `GET /model`.
@@ -50,31 +50,31 @@ struct CardHead {
 impl Classifier {
     /// Parses, optimizes and plans the built-in model (the expensive step).
     pub fn load() -> Result<Classifier> {
-        Classifier::from_parts(MODEL_ONNX, TOKENIZER_JSON, MODEL_CARD_JSON)
+        Classifier::from_parts(MODEL_NNEF, TOKENIZER_JSON, MODEL_CARD_JSON)
     }
 
     /// Parses, optimizes and plans a model from its files' contents. A missing or corrupt part is
     /// an error naming it (so a bad model fails the build's snapshot step, never a request).
-    pub fn from_parts(onnx: &[u8], tokenizer_json: &str, card_json: &str) -> Result<Classifier> {
+    pub fn from_parts(nnef: &[u8], tokenizer_json: &str, card_json: &str) -> Result<Classifier> {
         let tokenizer =
             Tokenizer::from_json(tokenizer_json).context("built-in tokenizer is invalid")?;
         let card: CardHead =
             serde_json::from_str(card_json).context("built-in model card is invalid")?;
-        // Read the ONNX graph once; both plans start from it.
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut Cursor::new(onnx))
-            .context("built-in ONNX model is invalid")?;
+        // Read the graph once; both plans start from it.
+        let model = tract_nnef::nnef()
+            .model_for_read(&mut Cursor::new(nnef))
+            .context("built-in NNEF model is invalid")?;
         let len = tokenizer.max_len();
         // Fix the input shape to [1, len], optimize, plan.
         let single = model
             .clone()
-            .with_input_fact(0, i64::fact([1, len]).into())?
+            .with_input_fact(0, i64::fact([1, len]))?
             .into_optimized()?
             .into_runnable()?;
         // Keep the batch dimension symbolic (the graph declares it as `batch`), optimize, plan.
         let batch = model.sym("batch");
         let batched = model
-            .with_input_fact(0, i64::fact(&[batch.to_dim(), len.to_dim()]).into())?
+            .with_input_fact(0, i64::fact(&[batch.to_dim(), len.to_dim()]))?
             .into_optimized()?
             .into_runnable()?;
         Ok(Classifier {
@@ -119,6 +119,11 @@ impl Classifier {
 pub fn preinitialize() -> Result<()> {
     if CLASSIFIER.get().is_none() {
         let c = Classifier::load()?;
+        // Run both plans once, so whatever tract sets up on a first run (kernel choices, lazily
+        // built tables, a heap grown to the size inference needs) is in the snapshot too, not
+        // redone by every fresh instance.
+        c.scores(&["http://example.com/"])?;
+        c.scores(&["http://example.com/", "https://example.org/a?b=c"])?;
         let _ = CLASSIFIER.set(c);
     }
     PREINITIALIZED.store(true, Ordering::SeqCst);
@@ -149,8 +154,8 @@ pub fn loads_at_request_time() -> u32 {
 mod tests {
     use super::*;
 
-    fn error_of(onnx: &[u8], tokenizer: &str, card: &str) -> String {
-        match Classifier::from_parts(onnx, tokenizer, card) {
+    fn error_of(nnef: &[u8], tokenizer: &str, card: &str) -> String {
+        match Classifier::from_parts(nnef, tokenizer, card) {
             Ok(_) => panic!("a broken model must not load"),
             Err(e) => format!("{e:#}"),
         }
@@ -159,16 +164,16 @@ mod tests {
     #[test]
     fn a_corrupt_or_missing_part_is_a_clear_error() {
         let e = error_of(
-            &MODEL_ONNX[..MODEL_ONNX.len() / 2],
+            &MODEL_NNEF[..MODEL_NNEF.len() / 2],
             TOKENIZER_JSON,
             MODEL_CARD_JSON,
         );
-        assert!(e.contains("ONNX model is invalid"), "{e}");
+        assert!(e.contains("NNEF model is invalid"), "{e}");
         let e = error_of(b"", TOKENIZER_JSON, MODEL_CARD_JSON);
-        assert!(e.contains("ONNX model is invalid"), "{e}");
-        let e = error_of(MODEL_ONNX, "{\"format\": \"nope\"}", MODEL_CARD_JSON);
+        assert!(e.contains("NNEF model is invalid"), "{e}");
+        let e = error_of(MODEL_NNEF, "{\"format\": \"nope\"}", MODEL_CARD_JSON);
         assert!(e.contains("tokenizer is invalid"), "{e}");
-        let e = error_of(MODEL_ONNX, TOKENIZER_JSON, "");
+        let e = error_of(MODEL_NNEF, TOKENIZER_JSON, "");
         assert!(e.contains("model card is invalid"), "{e}");
     }
 }

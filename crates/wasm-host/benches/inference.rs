@@ -21,19 +21,38 @@ wasmtime::component::bindgen!({
 
 const URL: &str = "http://paypal.com.verify-account.tk/webscr.php?cmd=_login-run&dispatch=5885d80a13c0db1f8e263663d3faee8d";
 
+/// Median seconds of each measurement, taken in alternation: after `warm` unmeasured rounds,
+/// every round runs each function once. A machine that slows down mid-run (these are noisy)
+/// slows all of them alike, so their ratios stay fair.
+fn interleaved<const N: usize>(
+    warm: usize,
+    rounds: usize,
+    mut fs: [&mut dyn FnMut() -> Result<()>; N],
+) -> Result<[f64; N]> {
+    for _ in 0..warm {
+        for f in fs.iter_mut() {
+            f()?;
+        }
+    }
+    let mut times = vec![Vec::with_capacity(rounds); N];
+    for _ in 0..rounds {
+        for (f, t) in fs.iter_mut().zip(&mut times) {
+            let s = Instant::now();
+            f()?;
+            t.push(s.elapsed().as_secs_f64());
+        }
+    }
+    Ok(std::array::from_fn(|i| {
+        let t = &mut times[i];
+        t.sort_by(f64::total_cmp);
+        t[rounds / 2]
+    }))
+}
+
 /// Median seconds of `f` over `n` runs, after `warm` unmeasured runs.
 fn median<F: FnMut() -> Result<()>>(warm: usize, n: usize, mut f: F) -> Result<f64> {
-    for _ in 0..warm {
-        f()?;
-    }
-    let mut t = Vec::with_capacity(n);
-    for _ in 0..n {
-        let s = Instant::now();
-        f()?;
-        t.push(s.elapsed().as_secs_f64());
-    }
-    t.sort_by(f64::total_cmp);
-    Ok(t[n / 2])
+    let [m] = interleaved(warm, n, [&mut f])?;
+    Ok(m)
 }
 
 fn urls(n: usize) -> Vec<String> {
@@ -59,8 +78,6 @@ fn main() -> Result<()> {
     let t = Instant::now();
     let native = model_service::model::Classifier::load()?;
     let native_load = t.elapsed().as_secs_f64();
-    let native_one = median(5, 200, || native.scores(&[URL]).map(drop))?;
-    let native_32 = median(2, 30, || native.scores(&batch_refs).map(drop))?;
 
     // The pre-initialized component through the WIT interface, one warm instance.
     let host = Host::load(
@@ -78,29 +95,61 @@ fn main() -> Result<()> {
     let instance = rt.block_on(pre.instantiate_async(&mut store))?;
     let classifier = instance.phishing_classifier_classifier();
     let one = vec![URL.to_string()];
-    let mut call = |urls: &Vec<String>| -> Result<()> {
-        rt.block_on(classifier.call_classify(&mut store, urls))?
-            .map_err(anyhow::Error::msg)?;
-        Ok(())
-    };
-    let wasm_one = median(5, 200, || call(&one))?;
-    let wasm_32 = median(2, 30, || call(&batch))?;
-
-    // Per request as Spin runs it: fresh instance from the InstancePre + HTTP handling.
     let body = json!({ "url": URL }).to_string();
-    let per_request = median(5, 200, || {
-        let r = rt.block_on(host.request(
-            "POST",
-            "/predict",
-            &[("content-type", "application/json")],
-            body.clone(),
-        ))?;
-        anyhow::ensure!(r.status == 200, "status {}", r.status);
-        Ok(())
-    })?;
+
+    // One URL, five ways, in alternation: native; warm wasm (WIT); per request as Spin runs it
+    // (fresh instance from the InstancePre + HTTP handling); and where a fresh request's time
+    // goes: instantiation alone, instantiation + one WIT call.
+    let [native_one, wasm_one, per_request, instantiate_only, fresh_wit] = interleaved(
+        5,
+        200,
+        [
+            &mut || native.scores(&[URL]).map(drop),
+            &mut || {
+                rt.block_on(classifier.call_classify(&mut store, &one))?
+                    .map_err(anyhow::Error::msg)?;
+                Ok(())
+            },
+            &mut || {
+                let r = rt.block_on(host.request(
+                    "POST",
+                    "/predict",
+                    &[("content-type", "application/json")],
+                    body.clone(),
+                ))?;
+                anyhow::ensure!(r.status == 200, "status {}", r.status);
+                Ok(())
+            },
+            &mut || {
+                let mut store = host.new_store("model-service");
+                rt.block_on(pre.instantiate_async(&mut store))?;
+                Ok(())
+            },
+            &mut || {
+                let mut store = host.new_store("model-service");
+                let inst = rt.block_on(pre.instantiate_async(&mut store))?;
+                rt.block_on(
+                    inst.phishing_classifier_classifier()
+                        .call_classify(&mut store, &one),
+                )?
+                .map_err(anyhow::Error::msg)?;
+                Ok(())
+            },
+        ],
+    )?;
+    // A batch of 32: native vs warm wasm, in alternation.
+    let [native_32, wasm_32] = interleaved(
+        2,
+        30,
+        [&mut || native.scores(&batch_refs).map(drop), &mut || {
+            rt.block_on(classifier.call_classify(&mut store, &batch))?
+                .map_err(anyhow::Error::msg)?;
+            Ok(())
+        }],
+    )?;
 
     // Without the snapshot: a fresh instance must load the model first.
-    let raw_path = root.join("target/wasm32-wasip2/release/model_service.wasm");
+    let raw_path = root.join("target/wasm32-wasip2/component/model_service.wasm");
     let raw =
         Component::from_file(host.engine(), &raw_path).ctx(|| raw_path.display().to_string())?;
     let raw_pre = ModelServicePre::new(host.linker().instantiate_pre(&raw)?)?;
@@ -121,6 +170,10 @@ fn main() -> Result<()> {
         "ratio_wasm_vs_native": { "one_url": wasm_one / native_one, "batch32": wasm_32 / native_32 },
         "per_request_fresh_instance_http_ms": per_request * 1e3,
         "ratio_fresh_request_vs_warm_inference": per_request / wasm_one,
+        "fresh_instance_only_ms": instantiate_only * 1e3,
+        "fresh_instance_wit_one_url_ms": fresh_wit * 1e3,
+        "pooling_allocator": std::env::var("SPIN_WASMTIME_POOLING").map_or(true, |v| v != "0"),
+        "linear_memory_keep_resident": std::env::var("SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT").ok(),
         "fresh_instance_without_snapshot_ms": cold_unsnapshotted * 1e3,
         "component_bytes": loaded.size_bytes,
         "component_compile_s": loaded.compile_seconds,
@@ -145,6 +198,11 @@ fn main() -> Result<()> {
         "per request like Spin (fresh instance + HTTP): {:.2} ms = {:.2}x warm inference",
         per_request * 1e3,
         per_request / wasm_one
+    );
+    println!(
+        "  of which: instantiation {:.2} ms; fresh instance + WIT call (no HTTP) {:.2} ms",
+        instantiate_only * 1e3,
+        fresh_wit * 1e3
     );
     println!(
         "fresh instance without the snapshot (load + infer): {:.2} ms",

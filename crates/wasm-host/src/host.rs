@@ -6,7 +6,7 @@ use crate::kv::{KeyValue, SpinCtx, SpinView};
 use crate::manifest::{expand_template, App};
 use crate::outbound::{is_allowed, AllowedHost};
 use crate::routes::{Match, Router};
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::collections::{BTreeMap, HashMap};
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -128,8 +128,14 @@ pub struct HostOptions {
     pub delays: BTreeMap<String, Duration>,
 }
 
-/// The wasmtime engine every component shares: Cranelift, SIMD, async. One per process, so
-/// compiled components can be reused by every [`Host`] loaded in it.
+/// The wasmtime engine every component shares: Cranelift, SIMD, async, and — as in Spin — the
+/// pooling instance allocator. One per process, so compiled components can be reused by every
+/// [`Host`] loaded in it.
+///
+/// Spin's environment knobs work here too: `SPIN_WASMTIME_POOLING=0` turns pooling off and
+/// `SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT` (bytes) sets how much of each linear memory stays
+/// resident between instances. If the machine cannot reserve the pool's address space, the host
+/// falls back to on-demand allocation.
 pub fn engine() -> Result<Engine> {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     if let Some(e) = ENGINE.get() {
@@ -137,9 +143,59 @@ pub fn engine() -> Result<Engine> {
     }
     let mut config = Config::new();
     config.wasm_component_model(true).wasm_simd(true);
-    let engine = Engine::new(&config)?;
+    let engine = if pooling_enabled()? {
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config()?));
+        Engine::new(&config).or_else(|_| {
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            Engine::new(&config)
+        })?
+    } else {
+        Engine::new(&config)?
+    };
     Ok(ENGINE.get_or_init(|| engine).clone())
 }
+
+fn pooling_enabled() -> Result<bool> {
+    match std::env::var("SPIN_WASMTIME_POOLING").as_deref() {
+        Err(_) | Ok("1") => Ok(true),
+        Ok("0") => Ok(false),
+        Ok(other) => bail!("SPIN_WASMTIME_POOLING={other:?}: only 1 or 0 are supported"),
+    }
+}
+
+/// Spin's pooling defaults (spin-core), sized for this host: at most [`MAX_INSTANCES`] live
+/// instances; memories may grow to 4 GiB; the first 2 MiB of each linear memory are reset in
+/// place and kept resident between instances instead of being returned to the kernel.
+fn pooling_config() -> Result<PoolingAllocationConfig> {
+    const MIB: usize = 1 << 20;
+    let keep_resident = match std::env::var("SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT") {
+        Ok(v) => v.parse().map_err(|e| {
+            anyhow!("SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT={v:?} is not a byte count: {e}")
+        })?,
+        Err(_) => 2 * MIB,
+    };
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(MAX_INSTANCES)
+        .total_memories(MAX_INSTANCES)
+        .total_tables(2 * MAX_INSTANCES)
+        .total_stacks(MAX_INSTANCES)
+        .total_core_instances(4 * MAX_INSTANCES)
+        .table_elements(100_000)
+        .max_component_instance_size(10 * MIB)
+        .max_core_instance_size(10 * MIB)
+        .max_core_instances_per_component(200)
+        .max_tables_per_component(64)
+        .max_memories_per_component(32)
+        .max_tables_per_module(2)
+        .max_memories_per_module(2)
+        .max_memory_size(4 << 30)
+        .linear_memory_keep_resident(keep_resident)
+        .table_keep_resident(MIB / 2);
+    Ok(pool)
+}
+
+/// The most component instances alive at once (requests in flight across all components).
+pub const MAX_INSTANCES: u32 = 1_000;
 
 /// Compiles `bytes` read from `path`, reusing an earlier compilation of the same file (same
 /// path, size and modification time) in this process. Returns the component and compile seconds.

@@ -1,6 +1,6 @@
 //! The built app component with the built model-service, run through the host the way Spin runs
 //! them: app → model-service chaining in-process, every route and error, the model-service down
-//! (502) or slow (504), metrics totals under concurrency and across "pods" sharing one store,
+//! (502, and back to 200 when it returns) or slow (504), metrics totals under concurrency and across "pods" sharing one store,
 //! feedback export with and without its token, and a failing key-value store.
 
 use serde_json::{json, Value};
@@ -357,6 +357,72 @@ fn model_service_down_is_a_502_and_counted() {
     let v = get(&host, "/api/version").json().unwrap();
     assert_eq!(v["model"]["version"], Value::Null);
     assert!(v["model"]["error"].as_str().is_some());
+}
+
+#[test]
+fn app_recovers_when_the_model_service_comes_back() {
+    // Two "pods" over TCP: the model-service served on a loopback port, the app pointed at it.
+    let rt = rt();
+    let model_service = load(HostOptions {
+        components: Some(vec!["model-service".into()]),
+        ..Default::default()
+    });
+    let any_port = "127.0.0.1:0".parse().unwrap();
+    let (addr, serve) = rt
+        .block_on(wasm_host::serve::bind(model_service.clone(), any_port))
+        .unwrap();
+    let server = rt.spawn(serve);
+    let app = load(HostOptions {
+        components: Some(vec!["app".into()]),
+        variables: [("model_service_url".to_string(), format!("http://{addr}"))].into(),
+        ..Default::default()
+    });
+    let predict = || {
+        rt.block_on(app.request(
+            "POST",
+            "/api/predict",
+            &[("content-type", "application/json")],
+            json!({ "url": PHISHING }).to_string(),
+        ))
+        .unwrap()
+    };
+    let r = predict();
+    assert_eq!(r.status, 200, "model-service up: {:?}", r.body);
+
+    // Outage: the model-service stops listening.
+    server.abort();
+    assert!(rt.block_on(server).unwrap_err().is_cancelled());
+    for _ in 0..3 {
+        let t = Instant::now();
+        let r = predict();
+        assert_eq!(r.status, 502, "model-service down: {:?}", r.body);
+        assert_eq!(r.json().unwrap()["kind"], "unreachable");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "fails fast: {:?}",
+            t.elapsed()
+        );
+    }
+
+    // Back on the same address: the very next request is served again, nothing to restart.
+    let (again, serve) = rt
+        .block_on(wasm_host::serve::bind(model_service, addr))
+        .unwrap();
+    assert_eq!(again, addr);
+    rt.spawn(serve);
+    let r = predict();
+    assert_eq!(r.status, 200, "model-service back: {:?}", r.body);
+    assert_eq!(r.json().unwrap()["label"], "phishing");
+
+    let s = metrics(&app);
+    let errors = "phishing_app_model_service_errors_total{version=\"local\",kind=\"unreachable\"}";
+    assert_eq!(m(&s, errors), 3.0);
+    let served = s
+        .iter()
+        .filter(|(k, _)| k.starts_with("phishing_app_predictions_total{"))
+        .map(|(_, v)| v)
+        .sum::<f64>();
+    assert_eq!(served, 2.0, "{s:?}");
 }
 
 #[test]
