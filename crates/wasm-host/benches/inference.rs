@@ -9,7 +9,7 @@
 use anyhow::{Context, Result};
 use serde_json::json;
 use std::time::Instant;
-use wasm_host::host::WasmtimeContext;
+use wasm_host::host::{bare_store, engine_with, linker, Allocation, State, WasmtimeContext};
 use wasm_host::{Host, HostOptions};
 use wasmtime::component::Component;
 
@@ -22,8 +22,9 @@ wasmtime::component::bindgen!({
 const URL: &str = "http://paypal.com.verify-account.tk/webscr.php?cmd=_login-run&dispatch=5885d80a13c0db1f8e263663d3faee8d";
 
 /// Median seconds of each measurement, taken in alternation: after `warm` unmeasured rounds,
-/// every round runs each function once. A machine that slows down mid-run (these are noisy)
-/// slows all of them alike, so their ratios stay fair.
+/// every round runs each function [`BLOCK`] times in a row. A machine that slows down mid-run
+/// (these are noisy) slows all of them alike, so their ratios stay fair; the blocks keep each
+/// measurement's caches as warm as they would be on its own.
 fn interleaved<const N: usize>(
     warm: usize,
     rounds: usize,
@@ -34,24 +35,29 @@ fn interleaved<const N: usize>(
             f()?;
         }
     }
-    let mut times = vec![Vec::with_capacity(rounds); N];
+    let mut times = vec![Vec::with_capacity(rounds * BLOCK); N];
     for _ in 0..rounds {
         for (f, t) in fs.iter_mut().zip(&mut times) {
-            let s = Instant::now();
-            f()?;
-            t.push(s.elapsed().as_secs_f64());
+            for _ in 0..BLOCK {
+                let s = Instant::now();
+                f()?;
+                t.push(s.elapsed().as_secs_f64());
+            }
         }
     }
     Ok(std::array::from_fn(|i| {
         let t = &mut times[i];
         t.sort_by(f64::total_cmp);
-        t[rounds / 2]
+        t[t.len() / 2]
     }))
 }
 
+/// Consecutive runs of one measurement within a round of [`interleaved`].
+const BLOCK: usize = 5;
+
 /// Median seconds of `f` over `n` runs, after `warm` unmeasured runs.
 fn median<F: FnMut() -> Result<()>>(warm: usize, n: usize, mut f: F) -> Result<f64> {
-    let [m] = interleaved(warm, n, [&mut f])?;
+    let [m] = interleaved(warm, n.div_ceil(BLOCK), [&mut f])?;
     Ok(m)
 }
 
@@ -97,50 +103,64 @@ fn main() -> Result<()> {
     let one = vec![URL.to_string()];
     let body = json!({ "url": URL }).to_string();
 
-    // One URL, five ways, in alternation: native; warm wasm (WIT); per request as Spin runs it
+    // The same component under an engine that keeps 32 MiB of each memory resident between
+    // instances (Spin's SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT; the default is 2 MiB).
+    const RESIDENT: usize = 32 << 20;
+    let tuned = engine_with(Allocation::Pooling {
+        keep_resident: RESIDENT,
+    })?;
+    let prewarmed = root.join("target/wasm32-wasip2/component/model_service.prewarmed.wasm");
+    let tuned_component =
+        Component::from_file(&tuned, &prewarmed).ctx(|| prewarmed.display().to_string())?;
+    let tuned_pre = ModelServicePre::new(linker(&tuned)?.instantiate_pre(&tuned_component)?)?;
+    let fresh_call = |engine: &wasmtime::Engine, pre: &ModelServicePre<State>| -> Result<()> {
+        let mut store = bare_store(engine);
+        let inst = rt.block_on(pre.instantiate_async(&mut store))?;
+        rt.block_on(
+            inst.phishing_classifier_classifier()
+                .call_classify(&mut store, &one),
+        )?
+        .map_err(anyhow::Error::msg)?;
+        Ok(())
+    };
+
+    // One URL, six ways, in alternation: native; warm wasm (WIT); per request as Spin runs it
     // (fresh instance from the InstancePre + HTTP handling); and where a fresh request's time
-    // goes: instantiation alone, instantiation + one WIT call.
-    let [native_one, wasm_one, per_request, instantiate_only, fresh_wit] = interleaved(
-        5,
-        200,
-        [
-            &mut || native.scores(&[URL]).map(drop),
-            &mut || {
-                rt.block_on(classifier.call_classify(&mut store, &one))?
-                    .map_err(anyhow::Error::msg)?;
-                Ok(())
-            },
-            &mut || {
-                let r = rt.block_on(host.request(
-                    "POST",
-                    "/predict",
-                    &[("content-type", "application/json")],
-                    body.clone(),
-                ))?;
-                anyhow::ensure!(r.status == 200, "status {}", r.status);
-                Ok(())
-            },
-            &mut || {
-                let mut store = host.new_store("model-service");
-                rt.block_on(pre.instantiate_async(&mut store))?;
-                Ok(())
-            },
-            &mut || {
-                let mut store = host.new_store("model-service");
-                let inst = rt.block_on(pre.instantiate_async(&mut store))?;
-                rt.block_on(
-                    inst.phishing_classifier_classifier()
-                        .call_classify(&mut store, &one),
-                )?
-                .map_err(anyhow::Error::msg)?;
-                Ok(())
-            },
-        ],
-    )?;
+    // goes: instantiation alone, instantiation + one WIT call, the same with 32 MiB resident.
+    let [native_one, wasm_one, per_request, instantiate_only, fresh_wit, fresh_wit_resident] =
+        interleaved(
+            5,
+            40,
+            [
+                &mut || native.scores(&[URL]).map(drop),
+                &mut || {
+                    rt.block_on(classifier.call_classify(&mut store, &one))?
+                        .map_err(anyhow::Error::msg)?;
+                    Ok(())
+                },
+                &mut || {
+                    let r = rt.block_on(host.request(
+                        "POST",
+                        "/predict",
+                        &[("content-type", "application/json")],
+                        body.clone(),
+                    ))?;
+                    anyhow::ensure!(r.status == 200, "status {}", r.status);
+                    Ok(())
+                },
+                &mut || {
+                    let mut store = host.new_store("model-service");
+                    rt.block_on(pre.instantiate_async(&mut store))?;
+                    Ok(())
+                },
+                &mut || fresh_call(host.engine(), &pre),
+                &mut || fresh_call(&tuned, &tuned_pre),
+            ],
+        )?;
     // A batch of 32: native vs warm wasm, in alternation.
     let [native_32, wasm_32] = interleaved(
         2,
-        30,
+        6,
         [&mut || native.scores(&batch_refs).map(drop), &mut || {
             rt.block_on(classifier.call_classify(&mut store, &batch))?
                 .map_err(anyhow::Error::msg)?;
@@ -172,8 +192,9 @@ fn main() -> Result<()> {
         "ratio_fresh_request_vs_warm_inference": per_request / wasm_one,
         "fresh_instance_only_ms": instantiate_only * 1e3,
         "fresh_instance_wit_one_url_ms": fresh_wit * 1e3,
-        "pooling_allocator": std::env::var("SPIN_WASMTIME_POOLING").map_or(true, |v| v != "0"),
-        "linear_memory_keep_resident": std::env::var("SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT").ok(),
+        "fresh_instance_wit_one_url_32mib_resident_ms": fresh_wit_resident * 1e3,
+        "ratio_fresh_wit_32mib_resident_vs_warm_inference": fresh_wit_resident / wasm_one,
+        "allocation": format!("{:?}", Allocation::from_env()?),
         "fresh_instance_without_snapshot_ms": cold_unsnapshotted * 1e3,
         "component_bytes": loaded.size_bytes,
         "component_compile_s": loaded.compile_seconds,
@@ -203,6 +224,11 @@ fn main() -> Result<()> {
         "  of which: instantiation {:.2} ms; fresh instance + WIT call (no HTTP) {:.2} ms",
         instantiate_only * 1e3,
         fresh_wit * 1e3
+    );
+    println!(
+        "fresh instance + WIT call with 32 MiB kept resident: {:.2} ms = {:.2}x warm inference",
+        fresh_wit_resident * 1e3,
+        fresh_wit_resident / wasm_one
     );
     println!(
         "fresh instance without the snapshot (load + infer): {:.2} ms",

@@ -128,52 +128,91 @@ pub struct HostOptions {
     pub delays: BTreeMap<String, Duration>,
 }
 
-/// The wasmtime engine every component shares: Cranelift, SIMD, async, and — as in Spin — the
-/// pooling instance allocator. One per process, so compiled components can be reused by every
-/// [`Host`] loaded in it.
-///
-/// Spin's environment knobs work here too: `SPIN_WASMTIME_POOLING=0` turns pooling off and
-/// `SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT` (bytes) sets how much of each linear memory stays
-/// resident between instances. If the machine cannot reserve the pool's address space, the host
-/// falls back to on-demand allocation.
+/// How instances get their memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allocation {
+    /// Spin's pooling allocator, keeping the first `keep_resident` bytes of each linear memory
+    /// resident between instances (reset in place instead of returned to the kernel).
+    Pooling {
+        /// Bytes kept resident (Spin's default: 2 MiB).
+        keep_resident: usize,
+    },
+    /// A fresh memory mapping per instance (wasmtime's default).
+    OnDemand,
+}
+
+impl Allocation {
+    /// Spin's default: pooling, 2 MiB resident.
+    pub const SPIN_DEFAULT: Allocation = Allocation::Pooling {
+        keep_resident: 2 << 20,
+    };
+
+    /// What Spin would use under this process's environment: `SPIN_WASMTIME_POOLING=0` turns
+    /// pooling off, `SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT` (bytes) sizes the resident part.
+    pub fn from_env() -> Result<Allocation> {
+        Allocation::from_vars(
+            std::env::var("SPIN_WASMTIME_POOLING").ok().as_deref(),
+            std::env::var("SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT")
+                .ok()
+                .as_deref(),
+        )
+    }
+
+    /// [`Allocation::from_env`] from the two variables' values.
+    pub fn from_vars(pooling: Option<&str>, keep_resident: Option<&str>) -> Result<Allocation> {
+        match pooling {
+            None | Some("1") => {}
+            Some("0") => return Ok(Allocation::OnDemand),
+            Some(other) => bail!("SPIN_WASMTIME_POOLING={other:?}: only 1 or 0 are supported"),
+        }
+        match keep_resident {
+            Some(v) => Ok(Allocation::Pooling {
+                keep_resident: v.parse().map_err(|e| {
+                    anyhow!(
+                        "SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT={v:?} is not a byte count: {e}"
+                    )
+                })?,
+            }),
+            None => Ok(Allocation::SPIN_DEFAULT),
+        }
+    }
+}
+
+/// The wasmtime engine every component shares: Cranelift, SIMD, async, and instance allocation
+/// as Spin configures it under this process's environment ([`Allocation::from_env`]). One per
+/// process, so compiled components can be reused by every [`Host`] loaded in it.
 pub fn engine() -> Result<Engine> {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     if let Some(e) = ENGINE.get() {
         return Ok(e.clone());
     }
-    let mut config = Config::new();
-    config.wasm_component_model(true).wasm_simd(true);
-    let engine = if pooling_enabled()? {
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config()?));
-        Engine::new(&config).or_else(|_| {
-            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
-            Engine::new(&config)
-        })?
-    } else {
-        Engine::new(&config)?
-    };
+    let engine = engine_with(Allocation::from_env()?)?;
     Ok(ENGINE.get_or_init(|| engine).clone())
 }
 
-fn pooling_enabled() -> Result<bool> {
-    match std::env::var("SPIN_WASMTIME_POOLING").as_deref() {
-        Err(_) | Ok("1") => Ok(true),
-        Ok("0") => Ok(false),
-        Ok(other) => bail!("SPIN_WASMTIME_POOLING={other:?}: only 1 or 0 are supported"),
+/// A new engine like [`engine`]'s with the given allocation (benchmarks compare them). If the
+/// machine cannot reserve the pool's address space, it falls back to on-demand allocation.
+pub fn engine_with(allocation: Allocation) -> Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true).wasm_simd(true);
+    match allocation {
+        Allocation::Pooling { keep_resident } => {
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(
+                keep_resident,
+            )));
+            Ok(Engine::new(&config).or_else(|_| {
+                config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+                Engine::new(&config)
+            })?)
+        }
+        Allocation::OnDemand => Ok(Engine::new(&config)?),
     }
 }
 
 /// Spin's pooling defaults (spin-core), sized for this host: at most [`MAX_INSTANCES`] live
-/// instances; memories may grow to 4 GiB; the first 2 MiB of each linear memory are reset in
-/// place and kept resident between instances instead of being returned to the kernel.
-fn pooling_config() -> Result<PoolingAllocationConfig> {
+/// instances; memories may grow to 4 GiB.
+fn pooling_config(keep_resident: usize) -> PoolingAllocationConfig {
     const MIB: usize = 1 << 20;
-    let keep_resident = match std::env::var("SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT") {
-        Ok(v) => v.parse().map_err(|e| {
-            anyhow!("SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT={v:?} is not a byte count: {e}")
-        })?,
-        Err(_) => 2 * MIB,
-    };
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(MAX_INSTANCES)
         .total_memories(MAX_INSTANCES)
@@ -191,7 +230,7 @@ fn pooling_config() -> Result<PoolingAllocationConfig> {
         .max_memory_size(4 << 30)
         .linear_memory_keep_resident(keep_resident)
         .table_keep_resident(MIB / 2);
-    Ok(pool)
+    pool
 }
 
 /// The most component instances alive at once (requests in flight across all components).
@@ -690,4 +729,27 @@ fn routes_of(inner: &Inner, component: &str) -> Router {
                 )
             }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Allocation;
+
+    #[test]
+    fn allocation_follows_spins_environment_knobs() {
+        let a = |p, k| Allocation::from_vars(p, k);
+        assert_eq!(a(None, None).unwrap(), Allocation::SPIN_DEFAULT);
+        assert_eq!(a(Some("1"), None).unwrap(), Allocation::SPIN_DEFAULT);
+        assert_eq!(a(Some("0"), Some("99")).unwrap(), Allocation::OnDemand);
+        assert_eq!(
+            a(None, Some("33554432")).unwrap(),
+            Allocation::Pooling {
+                keep_resident: 32 << 20
+            }
+        );
+        let e = a(Some("yes"), None).unwrap_err().to_string();
+        assert!(e.contains("SPIN_WASMTIME_POOLING=\"yes\""), "{e}");
+        let e = a(None, Some("32M")).unwrap_err().to_string();
+        assert!(e.contains("\"32M\" is not a byte count"), "{e}");
+    }
 }
