@@ -58,14 +58,16 @@ step "Kubernetes manifests: render, schemas, cross-references, Prometheus rules,
 python3 kubernetes/check.py --scrape
 python3 -m unittest discover -s kubernetes -p 'test_*.py'
 
-step "fuzz smoke (cargo-fuzz/libFuzzer, 15 s per target): lib-ml and the app's request handling"
-# The model-service target (builds tract with coverage instrumentation) runs outside CI; see fuzz/README.md.
+step "fuzz smoke (cargo-fuzz/libFuzzer, 15 s per target): lib-ml and both components' request handling"
+# model_service_request builds tract with coverage instrumentation (about 7 minutes cold).
 CARGO_TOOLS="${XDG_CACHE_HOME:-$HOME/.cache}/phishing-spin/cargo-tools"
 [ -x "$CARGO_TOOLS/bin/cargo-fuzz" ] || cargo install --locked --quiet --root "$CARGO_TOOLS" cargo-fuzz --version 0.13.2
 mkdir -p target/test-output
-for target in tokenizer_encode tokenizer_json dataset_lines app_request; do
+for target in tokenizer_encode tokenizer_json dataset_lines app_request model_service_request; do
     log="$PWD/target/test-output/fuzz-$target.log"
-    if ! (cd fuzz && PATH="$CARGO_TOOLS/bin:$PATH" cargo fuzz run --sanitizer none "$target" -- -max_total_time=15 -seed=1 >"$log" 2>&1); then
+    features=()
+    [ "$target" = model_service_request ] && features=(--features model-service)
+    if ! (cd fuzz && PATH="$CARGO_TOOLS/bin:$PATH" cargo fuzz run --sanitizer none "${features[@]}" "$target" -- -max_total_time=15 -seed=1 >"$log" 2>&1); then
         tail -n 40 "$log"
         echo "fuzz target $target failed (artifact under fuzz/artifacts/$target)" >&2
         exit 1
