@@ -152,7 +152,7 @@ fn health_manifest(wasm: &str) -> anyhow::Result<PathBuf> {
     let root = test_support::workspace_root();
     let dir = std::env::temp_dir().join(format!("ms-health-{}-{wasm}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let source = root.join("target/wasm32-wasip2/release").join(wasm);
+    let source = root.join("target/wasm32-wasip2/component").join(wasm);
     let text = format!(
         "spin_manifest_version = 2\n[application]\nname = \"ms\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"model-service\"\n[component.model-service]\nsource = \"{}\"\nallowed_outbound_hosts = []\n",
         source.display()
