@@ -10,9 +10,10 @@ use rand::{Rng, SeedableRng};
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
+    model_training::tune_allocator();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let params = Params::load(&dir.join("params.toml"))?;
-    let (batch, len, steps) = (params.train.batch_size, params.model.sequence_length, 12);
+    let (batch, len, steps) = (params.train.batch_size, params.model.sequence_length, 24);
     let mut rng = StdRng::seed_from_u64(0);
     let net = CharCnn::new(72, &params.model, &mut rng)?;
     let mut opt = Adam::new(

@@ -13,6 +13,7 @@
 
 pub mod card;
 pub mod data;
+pub mod kernels;
 pub mod metrics;
 pub mod model;
 pub mod onnx;
@@ -25,6 +26,22 @@ pub mod train;
 pub const CANDLE_VERSION: &str = env!("CANDLE_VERSION");
 /// The tract-onnx version used for the export check.
 pub const TRACT_VERSION: &str = env!("TRACT_VERSION");
+
+/// Keeps freed training buffers in the process instead of returning them to the kernel.
+///
+/// A training step allocates and frees tens of megabytes in buffers of 1 to 15 MB; glibc serves
+/// those with fresh `mmap`s by default, so every step paid for page faults and for the kernel
+/// zeroing pages (14% of a step, measured with perf). With the thresholds raised they are reused
+/// from the heap. Call once, before training. No effect on other platforms.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; it is called before any threads start.
+    unsafe {
+        // 32 MiB is glibc's upper limit for the mmap threshold on 64-bit systems.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+    }
+}
 
 /// Peak resident memory of this process in bytes (Linux `VmHWM`), if known.
 pub fn peak_memory_bytes() -> Option<u64> {

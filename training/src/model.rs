@@ -1,8 +1,9 @@
 //! The char-CNN in candle: definition, Keras-style initialisation, forward pass, Adam, persistence.
 
+use crate::kernels::{ConvTanh, EmbedConvTanh, MaxPool3};
 use crate::params::ModelParams;
 use anyhow::{Context, Result};
-use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Storage, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use lib_ml::Tokenizer;
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -136,32 +137,37 @@ impl CharCnn {
     /// Logits `[batch, 1]` for ids `[batch, sequence_length]` (u32). With `rng`, dropout is on.
     pub fn forward(&self, ids: &Tensor, mut rng: Option<&mut StdRng>) -> Result<Tensor> {
         let (batch, len) = ids.dims2()?;
-        // Embedding lookup -> [B, L, E] -> channels first [B, E, L] for conv1d.
-        let emb = self.embedding.as_tensor();
-        let mut h = emb
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((batch, len, emb.dim(1)?))?
-            .transpose(1, 2)?
-            .contiguous()?;
+        let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+        // Activations are channels last, [B, L, C], the layout the kernels work in. The first
+        // block takes the embedding lookup with it (see `EmbedConvTanh`).
+        let mut h: Option<Tensor> = None;
         for ((w, b), spec) in self.convs.iter().zip(ORIGINAL) {
-            // Pad explicitly: the convolution's backward pass then takes candle's fast col2im
-            // path (a padded transposed convolution runs a direct loop several times slower).
-            if spec.padding > 0 {
-                h = h.pad_with_zeros(2, spec.padding, spec.padding)?;
-            }
-            h = h
-                .apply_op2(w.as_tensor(), Conv1dValid)?
-                .broadcast_add(&b.as_tensor().reshape((1, (), 1))?)?
-                .tanh()?;
+            let (w, b, padding) = (w.as_tensor(), b.as_tensor(), spec.padding);
+            let mut out = match h {
+                None => {
+                    let ids = ids.clone();
+                    let op = EmbedConvTanh {
+                        ids,
+                        batch,
+                        len,
+                        padding,
+                    };
+                    self.embedding.as_tensor().apply_op3(w, b, op)?
+                }
+                Some(x) => x.apply_op3(w, b, ConvTanh { padding })?,
+            };
             if spec.pool {
-                h = max_pool3(&h)?;
+                out = out.apply_op1(MaxPool3)?;
             }
             if let Some(rng) = rng.as_deref_mut() {
-                h = dropout(&h, self.dropout, rng)?;
+                out = dropout(&out, self.dropout, rng)?;
             }
+            h = Some(out);
         }
-        // Flatten channel-major ([B, C*L]), then the dense layer.
-        let flat = h.flatten_from(1)?;
+        let h = h.context("the network has no convolution blocks")?;
+        // Flatten channel-major ([B, C*L], as the exported graph and the saved dense weight
+        // expect), then the dense layer.
+        let flat = h.transpose(1, 2)?.flatten_from(1)?;
         Ok(flat
             .matmul(&self.dense_w.as_tensor().t()?)?
             .broadcast_add(self.dense_b.as_tensor())?)
@@ -236,138 +242,30 @@ impl CharCnn {
     }
 }
 
-/// A stride-1, unpadded `conv1d` whose backward pass is computed here.
-///
-/// candle's own conv1d backward is wrong on CPU (0.8 to 0.11): the kernel gradient runs a
-/// convolution with a transposed (non-contiguous) kernel, and candle's im2col path then multiplies
-/// by the original strides instead of the contiguous copy it made; the input gradient of an
-/// unpadded convolution goes through a col2im path that is wrong as well. Here both are computed
-/// with candle's forward convolution on contiguous operands, which is right. The
-/// finite-difference test (`gradients_match_finite_differences`) guards this.
-struct Conv1dValid;
-
-fn cpu_tensor(s: &CpuStorage, l: &Layout) -> candle_core::Result<Tensor> {
-    let data = s.as_slice::<f32>()?;
-    let (start, end) = l
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("conv1d expects contiguous inputs".into()))?;
-    Tensor::from_slice(&data[start..end], l.shape(), &Device::Cpu)
-}
-
-impl CustomOp2 for Conv1dValid {
-    fn name(&self) -> &'static str {
-        "conv1d-valid"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        // The forward pass of candle's conv1d is right when the kernel is contiguous.
-        into_storage(cpu_tensor(s1, l1)?.conv1d(&cpu_tensor(s2, l2)?, 0, 1, 1, 1)?)
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _y: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (x, w, grad) = (x.detach(), w.detach(), grad.detach().contiguous()?);
-        // dL/dx: the "full" convolution of the output gradient with the flipped, transposed kernel.
-        // (candle's conv_transpose1d is wrong on this unpadded path too, so it is not used.)
-        let k = w.dim(2)?;
-        let reversed = Tensor::from_vec((0..k as u32).rev().collect::<Vec<_>>(), k, w.device())?;
-        let w_flipped = w
-            .index_select(&reversed, 2)?
-            .transpose(0, 1)?
-            .contiguous()?;
-        let grad_x = grad
-            .pad_with_zeros(2, k - 1, k - 1)?
-            .conv1d(&w_flipped, 0, 1, 1, 1)?;
-        // dL/dw[o, i, k] = sum_b sum_t grad[b, o, t] * x[b, i, t + k]: a convolution over the batch
-        // axis, with both operands made contiguous first.
-        let grad_w = x
-            .transpose(0, 1)?
-            .contiguous()?
-            .conv1d(&grad.transpose(0, 1)?.contiguous()?, 0, 1, 1, 1)?
-            .transpose(0, 1)?
-            .contiguous()?;
-        Ok((Some(grad_x), Some(grad_w)))
-    }
-}
-
-/// MaxPool1D(3) with Keras' 'valid' padding on `[B, C, L]`: a trailing remainder is dropped.
-///
-/// A custom op because the gradient must go to one maximum per window, as in Keras. Reductions in
-/// candle send it to every tied maximum, and ties are everywhere in the zero-padded part of a
-/// URL's sequence; candle's `max_pool2d` backward is wrong here besides.
-struct MaxPool3;
-
-fn pool_windows(x: &Tensor) -> candle_core::Result<(Tensor, usize)> {
-    let (b, c, l) = x.dims3()?;
-    let lo = l / 3;
-    Ok((
-        x.narrow(2, 0, lo * 3)?
-            .contiguous()?
-            .reshape((b, c, lo, 3))?,
-        l - lo * 3,
-    ))
-}
-
-impl candle_core::CustomOp1 for MaxPool3 {
-    fn name(&self) -> &'static str {
-        "max-pool-3"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let y = pool_windows(&cpu_tensor(s, l)?)?.0.max(3)?;
-        into_storage(y)
-    }
-
-    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let (windows, remainder) = pool_windows(&x.detach())?;
-        let (b, c, lo, _) = windows.dims4()?;
-        // One-hot of the first maximum in each window, times the window's output gradient.
-        let first_max = windows.argmax_keepdim(3)?;
-        let positions = Tensor::arange(0u32, 3, x.device())?.reshape((1, 1, 1, 3))?;
-        let mask = first_max.broadcast_eq(&positions)?.to_dtype(DType::F32)?;
-        let g = mask
-            .broadcast_mul(&grad.detach().unsqueeze(3)?)?
-            .reshape((b, c, lo * 3))?;
-        Ok(Some(g.pad_with_zeros(2, 0, remainder)?))
-    }
-}
-
-fn into_storage(y: Tensor) -> candle_core::Result<(CpuStorage, Shape)> {
-    let y = y.contiguous()?;
-    let shape = y.shape().clone();
-    let (storage, layout) = y.storage_and_layout();
-    match &*storage {
-        Storage::Cpu(c) if layout.start_offset() == 0 && layout.is_contiguous() => {
-            Ok((c.clone(), shape))
-        }
-        _ => Err(candle_core::Error::Msg("unexpected tensor layout".into())),
-    }
-}
-
-fn max_pool3(h: &Tensor) -> Result<Tensor> {
-    Ok(h.contiguous()?.apply_op1(MaxPool3)?)
-}
-
 /// Inverted dropout with a seeded mask, so runs are reproducible (candle's CPU RNG cannot be seeded).
+/// The mask is drawn in parallel, in fixed chunks with their own generator seeded from `rng`, so
+/// it does not depend on the number of threads.
 fn dropout(h: &Tensor, rate: f32, rng: &mut StdRng) -> Result<Tensor> {
+    use rand::{RngCore, SeedableRng};
+    use rayon::prelude::*;
     if rate == 0.0 {
         return Ok(h.clone());
     }
+    const CHUNK: usize = 1 << 14;
     let keep = 1.0 / (1.0 - rate);
-    let mask: Vec<f32> = (0..h.elem_count())
-        .map(|_| if rng.gen::<f32>() < rate { 0.0 } else { keep })
-        .collect();
+    // P(u32 < threshold) = rate, to within 2^-32.
+    let threshold = (f64::from(rate) * 4_294_967_296.0) as u32;
+    let seed: u64 = rng.gen();
+    let mut mask = vec![0f32; h.elem_count()];
+    mask.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(i, chunk)| {
+            let mut r =
+                StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            for m in chunk {
+                *m = if r.next_u32() < threshold { 0.0 } else { keep };
+            }
+        });
     Ok((h * Tensor::from_vec(mask, h.shape(), h.device())?)?)
 }
 
@@ -481,8 +379,8 @@ mod tests {
         Ok(())
     }
 
-    // Guards the hand-written backward passes (candle's own conv1d and max-pool gradients are
-    // wrong on CPU): autograd must agree with central finite differences.
+    // Guards the hand-written backward passes of `kernels` (candle's own conv1d and max-pool
+    // gradients are wrong on CPU): autograd must agree with central finite differences.
     #[test]
     fn gradients_match_finite_differences() -> Result<()> {
         let mut p = params();
