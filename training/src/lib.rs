@@ -11,6 +11,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod augment;
 pub mod card;
 pub mod data;
 pub mod kernels;

@@ -303,6 +303,16 @@ impl Adam {
         Ok(Adam { lr, step: 0, state })
     }
 
+    /// The learning rate.
+    pub fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+
+    /// Sets the learning rate (for later steps; the moments are kept).
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
     /// One step down the gradient of `loss`.
     pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
         let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-7f64);

@@ -58,10 +58,23 @@ pub struct TrainParams {
     pub learning_rate: f64,
     /// Early-stopping patience in epochs, on validation loss.
     pub patience: usize,
+    /// After an epoch whose validation loss did not improve, the learning rate is multiplied by
+    /// this (Keras' `ReduceLROnPlateau` with patience 1). 1 keeps it constant, as the original did.
+    #[serde(default = "no_decay")]
+    pub lr_plateau_factor: f64,
+    /// Probability that a training URL is replaced, for one epoch, by a meaning-preserving
+    /// rewrite of itself (http<->https, www., trailing slash; see `augment`). 0, the default, is
+    /// the original training.
+    #[serde(default)]
+    pub augment: f64,
     /// Seed for initialisation, shuffling and dropout.
     pub seed: u64,
     /// Score at or above which a URL is called phishing.
     pub threshold: f32,
+}
+
+fn no_decay() -> f64 {
+    1.0
 }
 
 impl Params {
@@ -106,6 +119,15 @@ impl Params {
         if t.learning_rate.is_nan() || t.learning_rate <= 0.0 {
             bail!("learning_rate {} must be positive", t.learning_rate);
         }
+        if !(t.lr_plateau_factor > 0.0 && t.lr_plateau_factor <= 1.0) {
+            bail!(
+                "lr_plateau_factor {} must be in (0, 1]",
+                t.lr_plateau_factor
+            );
+        }
+        if !(0.0..=1.0).contains(&t.augment) {
+            bail!("augment {} must be in [0, 1]", t.augment);
+        }
         if !(0.0..=1.0).contains(&t.threshold) {
             bail!("threshold {} must be in [0, 1]", t.threshold);
         }
@@ -142,6 +164,14 @@ mod tests {
                 "dropout 1.5",
             ),
             (good.replace("\"original\"", "\"lstm\""), "`lstm`"),
+            (
+                good.replace("lr_plateau_factor = 0.5", "lr_plateau_factor = 0"),
+                "lr_plateau_factor 0 must be",
+            ),
+            (
+                good.replace("augment = 0.5", "augment = 2"),
+                "augment 2 must be",
+            ),
         ] {
             let err = toml::from_str::<Params>(&bad)
                 .map_err(anyhow::Error::from)

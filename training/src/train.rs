@@ -1,6 +1,7 @@
 //! The training loop: shuffled mini-batches, Adam, dropout, early stopping on validation loss with
 //! the best weights kept.
 
+use crate::augment;
 use crate::data::Split;
 use crate::model::{bce_with_logits, sigmoid, Adam, CharCnn};
 use crate::params::Params;
@@ -126,7 +127,14 @@ pub fn train(
             ids.clear();
             ys.clear();
             for &i in batch {
-                ids.extend_from_slice(&all_ids[i * len..(i + 1) * len]);
+                match augment::maybe_rewrite(&train.samples[i].url, tp.augment, &mut rng) {
+                    Some(url) => {
+                        let start = ids.len();
+                        ids.resize(start + len, 0);
+                        tokenizer.encode_into(&url, &mut ids[start..]);
+                    }
+                    None => ids.extend_from_slice(&all_ids[i * len..(i + 1) * len]),
+                }
                 ys.push(targets[i]);
             }
             let x = Tensor::from_slice(&ids, (batch.len(), len), &Device::Cpu)?;
@@ -175,6 +183,12 @@ pub fn train(
                 tp.patience
             ));
             break;
+        } else if tp.lr_plateau_factor < 1.0 {
+            let lr = opt.learning_rate() * tp.lr_plateau_factor;
+            opt.set_learning_rate(lr);
+            log(&format!(
+                "val_loss did not improve: learning rate now {lr:.2e}"
+            ));
         }
     }
     if let Some((loss, weights)) = best {

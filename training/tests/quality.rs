@@ -163,23 +163,27 @@ fn mutamorphic_rewrites_rarely_flip_the_label() -> anyhow::Result<()> {
     let base = model.scores(&tok, &urls)?;
     type Rewrite = fn(&str) -> Option<String>;
     let rewrites: [(&str, f64, Rewrite); 4] = [
-        // The model's weakest rewrite (7.2% for model 1.0.0): the last character sits at a fixed
-        // position of the pre-padded sequence and the legitimate URLs of the data often end in `/`.
-        ("toggle trailing slash", 0.09, |u| {
+        // The last character sits at a fixed position of the pre-padded sequence and the data's
+        // legitimate URLs often end in `/` (7.2% flipped for model 1.0.0, trained without
+        // augmentation; 3.0% for 1.1.0, trained with it: `augment` in params.toml).
+        ("toggle trailing slash", 0.05, |u| {
             Some(u.strip_suffix('/').map_or(format!("{u}/"), str::to_string))
         }),
-        ("add www.", 0.05, |u| {
+        // 3.4% for 1.0.0, 1.5% for 1.1.0.
+        ("add www.", 0.03, |u| {
             let (scheme, rest) = u.split_once("://")?;
             (!rest.starts_with("www.")).then(|| format!("{scheme}://www.{rest}"))
         }),
-        ("remove www.", 0.06, |u| {
+        // 3.8% for 1.0.0, 2.5% for 1.1.0.
+        ("remove www.", 0.04, |u| {
             u.replacen("://www.", "://", 1)
                 .ne(u)
                 .then(|| u.replacen("://www.", "://", 1))
         }),
         // The data's known bias (36% of legitimate vs 2% of phishing URLs use https) makes the
-        // scheme a cue; model 1.0.0 flips 6.0% of verdicts on it.
-        ("toggle http/https", 0.09, |u| {
+        // scheme a cue: 6.0% flipped for 1.0.0, 9.1% for a run without augmentation that was
+        // more accurate otherwise, 1.6% for 1.1.0.
+        ("toggle http/https", 0.04, |u| {
             if let Some(r) = u.strip_prefix("https://") {
                 Some(format!("http://{r}"))
             } else {

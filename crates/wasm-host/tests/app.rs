@@ -144,7 +144,7 @@ fn predict_chains_to_the_model_service() {
         let v = r.json().unwrap();
         assert_eq!(v["label"], label, "{url}: {v}");
         assert_eq!(v["url"], url);
-        assert_eq!(v["model_version"], "1.0.0");
+        assert_eq!(v["model_version"], released_model_version());
         let score = v["score"].as_f64().unwrap();
         assert_eq!(score >= 0.5, label == "phishing");
     }
@@ -457,9 +457,16 @@ fn version_reports_app_lib_and_model() {
     let v = get(&host, "/api/version").json().unwrap();
     assert_eq!(v["app"]["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(v["lib_version"]["version"], lib_version_version());
-    assert_eq!(v["model"]["version"], "1.0.0");
+    assert_eq!(v["model"]["version"], released_model_version());
     let h = get(&host, "/health").json().unwrap();
     assert_eq!(h["status"], "ok");
+}
+
+/// The version in `model/model-card.json`: the model the model-service builds in.
+fn released_model_version() -> String {
+    let card = std::fs::read_to_string(manifest().with_file_name("model/model-card.json")).unwrap();
+    let card: Value = serde_json::from_str(&card).unwrap();
+    card["version"].as_str().unwrap().to_string()
 }
 
 fn lib_version_version() -> String {
