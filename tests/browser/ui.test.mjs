@@ -154,7 +154,9 @@ try {
 
   await page.goto(appBase + "/");
   assert.equal(await page.title(), "Phishing URL Check");
-  await page.getByText(/model 1\.0\.0/).waitFor();
+  // The version of the model the model-service builds in.
+  const modelVersion = JSON.parse(readFileSync(path.join(root, "model/model-card.json"), "utf8")).version;
+  await page.getByText(`model ${modelVersion}`).waitFor();
   step("page loads and shows the app and model versions");
 
   // Keyboard only: Tab to the field, type, Enter.
