@@ -137,7 +137,7 @@ impl CharCnn {
     /// Logits `[batch, 1]` for ids `[batch, sequence_length]` (u32). With `rng`, dropout is on.
     pub fn forward(&self, ids: &Tensor, mut rng: Option<&mut StdRng>) -> Result<Tensor> {
         let (batch, len) = ids.dims2()?;
-        let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+        let mut ids = ids.flatten_all()?.to_vec1::<u32>()?;
         // Activations are channels last, [B, L, C], the layout the kernels work in. The first
         // block takes the embedding lookup with it (see `EmbedConvTanh`).
         let mut h: Option<Tensor> = None;
@@ -145,9 +145,9 @@ impl CharCnn {
             let (w, b, padding) = (w.as_tensor(), b.as_tensor(), spec.padding);
             let mut out = match h {
                 None => {
-                    let ids = ids.clone();
+                    // Only the first block reads the ids: hand them over, no copy.
                     let op = EmbedConvTanh {
-                        ids,
+                        ids: std::mem::take(&mut ids),
                         batch,
                         len,
                         padding,
