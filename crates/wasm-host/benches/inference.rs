@@ -61,6 +61,14 @@ fn median<F: FnMut() -> Result<()>>(warm: usize, n: usize, mut f: F) -> Result<f
     Ok(m)
 }
 
+/// Minor page faults of this process so far (`None` where /proc is not there).
+fn minor_faults() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses); minflt is the 8th of them.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(7)?.parse().ok()
+}
+
 fn urls(n: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
@@ -157,6 +165,28 @@ fn main() -> Result<()> {
                 &mut || fresh_call(&tuned, &tuned_pre),
             ],
         )?;
+    // Page faults per fresh-instance request (Linux: minor faults from /proc/self/stat): with
+    // Spin's 2 MiB kept resident, the pages a request touches beyond that are faulted in again
+    // by the next instance; with 32 MiB none are, and what remains is resetting them.
+    let faults_per_fresh_call = |engine: &wasmtime::Engine, pre: &ModelServicePre<State>| {
+        let before = minor_faults();
+        for _ in 0..50 {
+            fresh_call(engine, pre)?;
+        }
+        Ok::<_, anyhow::Error>(
+            minor_faults()
+                .zip(before)
+                .map(|(a, b)| (a - b) as f64 / 50.0),
+        )
+    };
+    let faults_spin_default = faults_per_fresh_call(host.engine(), &pre)?;
+    let faults_resident = faults_per_fresh_call(&tuned, &tuned_pre)?;
+    // What a request leaves dirty: the bytes the pool keeps resident in the freed slot (reset by
+    // copying the snapshot back over them), up to the 32 MiB allowed.
+    let dirty_bytes = tuned
+        .pooling_allocator_metrics()
+        .map(|m| m.unused_memory_bytes_resident());
+
     // A batch of 32: native vs warm wasm, in alternation.
     let [native_32, wasm_32] = interleaved(
         2,
@@ -194,6 +224,9 @@ fn main() -> Result<()> {
         "fresh_instance_wit_one_url_ms": fresh_wit * 1e3,
         "fresh_instance_wit_one_url_32mib_resident_ms": fresh_wit_resident * 1e3,
         "ratio_fresh_wit_32mib_resident_vs_warm_inference": fresh_wit_resident / wasm_one,
+        "page_faults_per_fresh_call": faults_spin_default,
+        "page_faults_per_fresh_call_32mib_resident": faults_resident,
+        "memory_bytes_dirtied_per_request": dirty_bytes,
         "allocation": format!("{:?}", Allocation::from_env()?),
         "fresh_instance_without_snapshot_ms": cold_unsnapshotted * 1e3,
         "component_bytes": loaded.size_bytes,
@@ -230,6 +263,12 @@ fn main() -> Result<()> {
         fresh_wit_resident * 1e3,
         fresh_wit_resident / wasm_one
     );
+    if let (Some(a), Some(b)) = (faults_spin_default, faults_resident) {
+        println!("page faults per fresh-instance call: {a:.0} (2 MiB resident), {b:.0} (32 MiB)");
+    }
+    if let Some(d) = dirty_bytes {
+        println!("memory a request leaves dirty (reset per instance): {d} bytes");
+    }
     println!(
         "fresh instance without the snapshot (load + infer): {:.2} ms",
         cold_unsnapshotted * 1e3

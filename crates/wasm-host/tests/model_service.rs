@@ -140,6 +140,28 @@ fn preinitialized_component_answers_without_loading_the_model() -> anyhow::Resul
     Ok(())
 }
 
+#[test]
+fn snapshot_leaves_out_the_model_file_it_was_loaded_from() -> anyhow::Result<()> {
+    // Once the model is loaded and optimized, the NNEF file is dead weight: pre-initialization
+    // zeroes it, so the snapshot does not store it. Look for the file's first 4 KiB (the tar
+    // header and the graph's text) in both builds.
+    let dir = test_support::workspace_root().join("target/wasm32-wasip2/component");
+    let probe = &model_service::model::MODEL_NNEF[..4096];
+    let contains = |wasm: &str| -> anyhow::Result<bool> {
+        let bytes = std::fs::read(dir.join(wasm))?;
+        Ok(bytes.windows(probe.len()).any(|w| w == probe))
+    };
+    assert!(
+        contains("model_service.wasm")?,
+        "the component before the snapshot carries the model file"
+    );
+    assert!(
+        !contains("model_service.prewarmed.wasm")?,
+        "the pre-initialized component still carries the model file"
+    );
+    Ok(())
+}
+
 /// `GET /health` of a built component (as a chained request or a lone pod would reach it).
 fn health(wasm: &str) -> anyhow::Result<Value> {
     let host = Host::load(&health_manifest(wasm)?, HostOptions::default())?;
