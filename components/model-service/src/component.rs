@@ -3,6 +3,8 @@
 use crate::{api, model};
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Converts Spin's request to the plain API and back. Nothing else happens here.
 #[http_component]
@@ -92,8 +94,61 @@ impl ClassifierGuest for Component {
 
 impl bindings::Guest for Component {
     fn wizer_initialize() {
+        SCRUB_FREED_MEMORY.store(true, Ordering::SeqCst);
         model::preinitialize().expect("the built-in model loads");
+        SCRUB_FREED_MEMORY.store(false, Ordering::SeqCst);
     }
 }
+
+/// Set while the model loads for the snapshot; see [`ScrubbingAllocator`].
+static SCRUB_FREED_MEMORY: AtomicBool = AtomicBool::new(false);
+
+/// The system allocator, except that while pre-initialization loads the model it zeroes memory
+/// as it is freed. The snapshot stores every non-zero byte of memory, freed or not: without this
+/// it carried the raw weights tract reads from the NNEF file and drops once they are packed
+/// (2.4 MB). Serving never sets the flag, so a request pays one relaxed load per free.
+struct ScrubbingAllocator;
+
+// SAFETY: every call is forwarded to `System` with the layout it was given; the only addition is
+// zeroing a block that the caller has just given up, before `System` gets it back.
+unsafe impl GlobalAlloc for ScrubbingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if SCRUB_FREED_MEMORY.load(Ordering::Relaxed) {
+            unsafe { ptr.write_bytes(0, layout.size()) };
+            // Stores right before a free are dead to the optimizer, which would drop the zeroing
+            // without this (as it did: the snapshot kept the weights).
+            std::hint::black_box(ptr);
+        }
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if !SCRUB_FREED_MEMORY.load(Ordering::Relaxed) {
+            return unsafe { System.realloc(ptr, layout, new_size) };
+        }
+        // `System.realloc` would free the old block itself, unscrubbed: move by hand instead.
+        // SAFETY: the caller guarantees `new_size`, rounded up to `layout.align()`, fits `isize`.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        let new = unsafe { System.alloc(new_layout) };
+        if !new.is_null() {
+            unsafe {
+                std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        new
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: ScrubbingAllocator = ScrubbingAllocator;
 
 bindings::export!(Component with_types_in bindings);

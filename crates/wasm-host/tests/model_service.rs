@@ -141,27 +141,111 @@ fn preinitialized_component_answers_without_loading_the_model() -> anyhow::Resul
 }
 
 #[test]
-fn snapshot_leaves_out_the_model_file_it_was_loaded_from() -> anyhow::Result<()> {
-    // Once the model is loaded and optimized, the NNEF file is dead weight: pre-initialization
-    // zeroes it, so the snapshot does not store it. Look for 4 KiB of the graph's text (the
-    // tar's first entry) in both builds. The probe must hold no zero byte: the snapshot splits
-    // memory into data segments at runs of zeros, which would hide a probe spanning one.
+fn snapshot_leaves_out_the_model_file_and_the_raw_weights() -> anyhow::Result<()> {
+    // Once the model is loaded and optimized, the NNEF file and the raw weights tract read from
+    // it are dead weight: pre-initialization zeroes the file and every block freed while loading,
+    // so the snapshot (which stores non-zero memory) holds only the packed weights the plan uses.
+    // Probe the initial memory of both builds for 4 KiB of the graph's text and of each large
+    // weight tensor: all are in the component before the snapshot (its copy of the file), none
+    // after it.
     let dir = test_support::workspace_root().join("target/wasm32-wasip2/component");
-    let probe = &model_service::model::MODEL_NNEF[512..512 + 4096];
-    assert!(!probe.contains(&0), "the probe must be free of zero bytes");
-    let contains = |wasm: &str| -> anyhow::Result<bool> {
-        let bytes = std::fs::read(dir.join(wasm))?;
-        Ok(bytes.windows(probe.len()).any(|w| w == probe))
-    };
+    let nnef = model_service::model::MODEL_NNEF;
+    let mut probes = vec![("graph.nnef", &nnef[512..512 + 4096])];
+    for (name, data) in tar_entries(nnef) {
+        if name.ends_with(".dat") && data.len() > 64 * 1024 {
+            let middle = data.len() / 2;
+            probes.push((name, &data[middle..middle + 4096]));
+        }
+    }
+    let names: Vec<&str> = probes.iter().map(|(name, _)| *name).collect();
     assert!(
-        contains("model_service.wasm")?,
-        "the component before the snapshot carries the model file"
+        names.len() >= 7,
+        "expected the graph and six conv weights, found {names:?}"
     );
-    assert!(
-        !contains("model_service.prewarmed.wasm")?,
-        "the pre-initialized component still carries the model file"
+    let found = |wasm: &str| -> anyhow::Result<Vec<&str>> {
+        let memory = initial_memory(&std::fs::read(dir.join(wasm))?)?;
+        Ok(probes
+            .iter()
+            .filter(|(_, probe)| memory.windows(probe.len()).any(|w| w == *probe))
+            .map(|(name, _)| *name)
+            .collect())
+    };
+    assert_eq!(
+        found("model_service.wasm")?,
+        names,
+        "the component before the snapshot carries the whole model file"
+    );
+    assert_eq!(
+        found("model_service.prewarmed.wasm")?,
+        Vec::<&str>::new(),
+        "the pre-initialized component still carries these parts of the model file"
     );
     Ok(())
+}
+
+/// The (name, contents) of each file in a tar archive.
+fn tar_entries(tar: &[u8]) -> Vec<(&str, &[u8])> {
+    fn field(bytes: &[u8]) -> &str {
+        std::str::from_utf8(bytes)
+            .unwrap()
+            .trim_matches(['\0', ' '])
+    }
+    let mut entries = Vec::new();
+    let mut at = 0;
+    while at + 512 <= tar.len() && tar[at] != 0 {
+        let name = field(&tar[at..at + 100]);
+        let size = usize::from_str_radix(field(&tar[at + 124..at + 136]), 8).unwrap();
+        entries.push((name, &tar[at + 512..at + 512 + size]));
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    entries
+}
+
+/// The initial linear memory of a component's first core module (the program; the others are
+/// adapter shims), as its active data segments lay it out. The snapshot splits memory into
+/// segments at runs of zeros; this puts it back together.
+fn initial_memory(component: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use wasmparser::{DataKind, Operator, Parser, Payload};
+    let mut memory = Vec::new();
+    let mut modules = 0;
+    for payload in Parser::new(0).parse_all(component) {
+        match payload? {
+            Payload::ModuleSection { .. } => modules += 1,
+            Payload::DataSection(data) if modules == 1 => {
+                for segment in data {
+                    let segment = segment?;
+                    // Passive segments are not part of the initial memory (the snapshot keeps
+                    // the original ones, emptied, so that segment indices stay valid).
+                    if let DataKind::Passive = segment.kind {
+                        continue;
+                    }
+                    let DataKind::Active {
+                        memory_index: 0,
+                        offset_expr,
+                    } = segment.kind
+                    else {
+                        anyhow::bail!("unexpected data segment kind {:?}", segment.kind);
+                    };
+                    let Operator::I32Const { value } = offset_expr.get_operators_reader().read()?
+                    else {
+                        anyhow::bail!("a data segment's offset is not a constant");
+                    };
+                    let start = value as u32 as usize;
+                    let end = start + segment.data.len();
+                    if memory.len() < end {
+                        memory.resize(end, 0);
+                    }
+                    memory[start..end].copy_from_slice(segment.data);
+                }
+            }
+            _ => {}
+        }
+    }
+    anyhow::ensure!(
+        !memory.is_empty(),
+        "no data segments in the component's first module"
+    );
+    Ok(memory)
 }
 
 /// `GET /health` of a built component (as a chained request or a lone pod would reach it).
