@@ -88,6 +88,7 @@ impl ClassifierGuest for Component {
             threshold: c.threshold,
             sequence_length: c.tokenizer.max_len() as u32,
             preinitialized: model::preinitialized(),
+            matmul_kernels: c.matmul_kernels.clone(),
         }
     }
 }

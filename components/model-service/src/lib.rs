@@ -6,7 +6,9 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod kernel;
 pub mod model;
+mod reader;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

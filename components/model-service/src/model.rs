@@ -5,10 +5,10 @@ use anyhow::{Context, Result};
 use lib_ml::Tokenizer;
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
-use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use tract_nnef::prelude::*;
+use tract_nnef::tract_core::ops::matmul::optimized::OptMatMul;
 
 /// `model/model.nnef.tar` (the released `model.onnx` as tract NNEF, already decluttered).
 pub const MODEL_NNEF: &[u8] = include_bytes!("../../../model/model.nnef.tar");
@@ -71,6 +71,8 @@ pub struct Classifier {
     pub version: String,
     /// Scores at or above this are phishing.
     pub threshold: f32,
+    /// The matrix-product kernel of each matrix product in the plan, in plan order.
+    pub matmul_kernels: Vec<String>,
 }
 
 static CLASSIFIER: OnceLock<Classifier> = OnceLock::new();
@@ -100,9 +102,7 @@ impl Classifier {
             Tokenizer::from_json(tokenizer_json).context("built-in tokenizer is invalid")?;
         let card: CardHead =
             serde_json::from_str(card_json).context("built-in model card is invalid")?;
-        let model = tract_nnef::nnef()
-            .model_for_read(&mut Cursor::new(nnef))
-            .context("built-in NNEF model is invalid")?;
+        let model = crate::reader::read(nnef).context("built-in NNEF model is invalid")?;
         let len = tokenizer.max_len();
         // The graph declares its input as [batch, len]: fix `batch` to 1 everywhere (setting only
         // the input's shape would leave every other shape symbolic), then optimize and plan.
@@ -112,8 +112,16 @@ impl Classifier {
             .with_input_fact(0, i64::fact([1, len]))?
             .into_optimized()?
             .into_runnable()?;
+        let matmul_kernels = plan
+            .model()
+            .nodes()
+            .iter()
+            .filter_map(|node| node.op_as::<OptMatMul>())
+            .flat_map(|op| op.mmm.iter().map(|mmm| mmm.name().to_string()))
+            .collect();
         Ok(Classifier {
             plan,
+            matmul_kernels,
             tokenizer,
             name: card.name,
             version: card.version,

@@ -6,6 +6,12 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use wasm_host::{Host, HostOptions, TestResponse};
 
+wasmtime::component::bindgen!({
+    path: "../../wit",
+    world: "model-service",
+    exports: { default: async },
+});
+
 fn manifest() -> PathBuf {
     test_support::workspace_root().join("spin.toml")
 }
@@ -179,6 +185,88 @@ fn snapshot_leaves_out_the_model_file_and_the_raw_weights() -> anyhow::Result<()
         found("model_service.prewarmed.wasm")?,
         Vec::<&str>::new(),
         "the pre-initialized component still carries these parts of the model file"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_convolutions_run_on_the_components_own_kernel_inside_wasm_only() -> anyhow::Result<()> {
+    // The component registers its own matrix-product kernel with tract (see
+    // components/model-service/src/kernel.rs); tract must pick it for all seven convolutions
+    // inside wasm, and the dense layer (a matrix-vector product) stays with tract's kernels.
+    // Natively nothing registers it, so the native plan runs tract's own kernels.
+    let rt = rt();
+    let loaded = host()
+        .component("model-service")
+        .expect("model-service is loaded");
+    let pre = ModelServicePre::new(host().linker().instantiate_pre(&loaded.component)?)?;
+    let mut store = host().new_store("model-service");
+    let instance = rt.block_on(pre.instantiate_async(&mut store))?;
+    let info = rt.block_on(
+        instance
+            .phishing_classifier_classifier()
+            .call_info(&mut store),
+    )?;
+    let ours = |kernels: &[String]| {
+        kernels
+            .iter()
+            .filter(|k| *k == model_service::kernel::NAME)
+            .count()
+    };
+    assert_eq!(
+        ours(&info.matmul_kernels),
+        7,
+        "kernels inside wasm: {:?}",
+        info.matmul_kernels
+    );
+    assert!(
+        info.matmul_kernels.len() > 7,
+        "the dense layer is a matrix product too: {:?}",
+        info.matmul_kernels
+    );
+    let native = model_service::model::Classifier::load()?;
+    assert_eq!(
+        ours(&native.matmul_kernels),
+        0,
+        "native kernels: {:?}",
+        native.matmul_kernels
+    );
+    Ok(())
+}
+
+#[test]
+fn component_links_only_the_nnef_operators_the_model_uses() -> anyhow::Result<()> {
+    // tract's full NNEF reader registers every operator it knows, and registering one links its
+    // code; the component reads the model with its own reader (reader.rs), and a link-time
+    // constructor in tract-nnef must not pull the full one back in. Operator names are string
+    // constants of their registrations: the reader's are in the component, the full reader's
+    // others are not.
+    let dir = test_support::workspace_root().join("target/wasm32-wasip2/component");
+    let wasm = std::fs::read(dir.join("model_service.wasm"))?;
+    let contains = |s: &str| wasm.windows(s.len()).any(|w| w == s.as_bytes());
+    for used in [
+        "tract_core_gather",
+        "tract_core_cast",
+        "max_pool_with_index",
+    ] {
+        assert!(
+            contains(used),
+            "the component's reader should register {used}"
+        );
+    }
+    let full_only: Vec<&str> = [
+        "tract_core_einsum",
+        "tract_core_stft",
+        "tract_core_fft",
+        "tract_core_scan",
+        "tract_core_topk",
+    ]
+    .into_iter()
+    .filter(|s| contains(s))
+    .collect();
+    assert!(
+        full_only.is_empty(),
+        "the component links tract's full NNEF reader (found {full_only:?})"
     );
     Ok(())
 }
