@@ -1,5 +1,6 @@
 //! The wasm glue: Spin's HTTP trigger, the WIT `classifier` export, the snapshot hook.
 
+use crate::arena::Arena;
 use crate::{api, model};
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
@@ -45,7 +46,7 @@ mod bindings {
 }
 
 use bindings::exports::phishing::classifier::classifier::{
-    Guest as ClassifierGuest, Label, ModelInfo, Prediction,
+    AllocationStats, Guest as ClassifierGuest, Label, ModelInfo, Prediction,
 };
 
 struct Component;
@@ -91,6 +92,14 @@ impl ClassifierGuest for Component {
             matmul_kernels: c.matmul_kernels.clone(),
         }
     }
+
+    fn allocations() -> AllocationStats {
+        let usage = ARENA.usage();
+        AllocationStats {
+            arena_bytes: usage.served,
+            overflow_bytes: usage.overflow,
+        }
+    }
 }
 
 impl bindings::Guest for Component {
@@ -98,30 +107,50 @@ impl bindings::Guest for Component {
         SCRUB_FREED_MEMORY.store(true, Ordering::SeqCst);
         model::preinitialize().expect("the built-in model loads");
         SCRUB_FREED_MEMORY.store(false, Ordering::SeqCst);
+        // The last step, so that the snapshot holds an arena nothing was allocated from.
+        if let Some((start, len)) = model::released_model_file() {
+            // SAFETY: the file's memory is zeroed and never read again (see `model`).
+            unsafe { ARENA.enable(start, len) };
+        }
     }
 }
 
-/// Set while the model loads for the snapshot; see [`ScrubbingAllocator`].
+/// Request-time allocations, once the snapshot has released the model file's memory.
+static ARENA: Arena = Arena::new();
+
+/// Set while the model loads for the snapshot; see [`ComponentAllocator`].
 static SCRUB_FREED_MEMORY: AtomicBool = AtomicBool::new(false);
 
-/// The system allocator, except that while pre-initialization loads the model it zeroes memory
-/// as it is freed. The snapshot stores every non-zero byte of memory, freed or not: without this
-/// it carried the raw weights tract reads from the NNEF file and drops once they are packed
-/// (2.4 MB). Serving never sets the flag, so a request pays one relaxed load per free.
-struct ScrubbingAllocator;
+/// The component's allocator: [`ARENA`] first (which serves nothing until pre-initialization
+/// has released the model file's memory), then the system allocator. While pre-initialization
+/// loads the model it also zeroes memory as it is freed: the snapshot stores every non-zero
+/// byte of memory, freed or not, and without this it carried the raw weights tract reads from
+/// the NNEF file and drops once they are packed (2.4 MB). Serving never sets that flag, so a
+/// request pays one relaxed load per free.
+struct ComponentAllocator;
 
-// SAFETY: every call is forwarded to `System` with the layout it was given; the only addition is
-// zeroing a block that the caller has just given up, before `System` gets it back.
-unsafe impl GlobalAlloc for ScrubbingAllocator {
+// SAFETY: every block comes either from the arena, which hands out disjoint, aligned ranges of
+// memory only it uses, or from `System` with the layout it was given; each is given back to
+// whichever handed it out. The only addition is zeroing a block the caller has just given up.
+unsafe impl GlobalAlloc for ComponentAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        unsafe { System.alloc(layout) }
+        match ARENA.alloc(layout) {
+            Some(ptr) => ptr,
+            None => unsafe { System.alloc(layout) },
+        }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        unsafe { System.alloc_zeroed(layout) }
+        match ARENA.alloc_zeroed(layout) {
+            Some(ptr) => ptr,
+            None => unsafe { System.alloc_zeroed(layout) },
+        }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if ARENA.owns(ptr) {
+            return ARENA.dealloc(ptr, layout);
+        }
         if SCRUB_FREED_MEMORY.load(Ordering::Relaxed) {
             unsafe { ptr.write_bytes(0, layout.size()) };
             // Stores right before a free are dead to the optimizer, which would drop the zeroing
@@ -132,13 +161,18 @@ unsafe impl GlobalAlloc for ScrubbingAllocator {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if !SCRUB_FREED_MEMORY.load(Ordering::Relaxed) {
+        let in_arena = ARENA.owns(ptr);
+        if in_arena && ARENA.realloc_in_place(ptr, layout, new_size).is_some() {
+            return ptr;
+        }
+        if !in_arena && !SCRUB_FREED_MEMORY.load(Ordering::Relaxed) {
             return unsafe { System.realloc(ptr, layout, new_size) };
         }
-        // `System.realloc` would free the old block itself, unscrubbed: move by hand instead.
+        // Moved by hand: out of the arena, or (while scrubbing) because `System.realloc` would
+        // free the old block itself, unscrubbed.
         // SAFETY: the caller guarantees `new_size`, rounded up to `layout.align()`, fits `isize`.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        let new = unsafe { System.alloc(new_layout) };
+        let new = unsafe { self.alloc(new_layout) };
         if !new.is_null() {
             unsafe {
                 std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
@@ -150,6 +184,6 @@ unsafe impl GlobalAlloc for ScrubbingAllocator {
 }
 
 #[global_allocator]
-static ALLOCATOR: ScrubbingAllocator = ScrubbingAllocator;
+static ALLOCATOR: ComponentAllocator = ComponentAllocator;
 
 bindings::export!(Component with_types_in bindings);

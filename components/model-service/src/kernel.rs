@@ -6,7 +6,7 @@
 //! vector accumulators plus the values it loads and broadcasts live at once, while wasmtime
 //! compiles wasm SIMD to x86-64's 16 vector registers: on every step of its inner loop it
 //! spilled accumulators to the stack. This kernel holds an 8 × 4 tile in eight registers and
-//! never broadcasts: see [`add_mat_mul`] for the layout, and `benchmarks/README.md` for what
+//! never broadcasts: see `add_mat_mul` for the layout, and `benchmarks/README.md` for what
 //! it changed and what was tried (an 8 × 6 tile with broadcasts, fused multiply-add through
 //! relaxed SIMD, unrolling — all slower under wasmtime).
 //!

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod arena;
 pub mod kernel;
 pub mod model;
 mod reader;

@@ -41,6 +41,14 @@ impl BuiltInNnef {
         Some(unsafe { &*self.0.get() })
     }
 
+    /// The bytes' memory, zeroed and no longer read, once [`release`](Self::release)d.
+    #[cfg(target_arch = "wasm32")]
+    fn released(&self) -> Option<(*mut u8, usize)> {
+        NNEF_RELEASED
+            .load(Ordering::SeqCst)
+            .then(|| (self.0.get() as *mut u8, MODEL_NNEF.len()))
+    }
+
     /// Zeroes the bytes; [`bytes`](Self::bytes) returns `None` from now on.
     ///
     /// # Safety
@@ -172,6 +180,13 @@ pub fn preinitialize() -> Result<()> {
     }
     PREINITIALIZED.store(true, Ordering::SeqCst);
     Ok(())
+}
+
+/// The memory the built-in model file occupied, once pre-initialization has loaded the model
+/// and zeroed the file: nothing reads it again, so the component's allocator may take it over.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn released_model_file() -> Option<(*mut u8, usize)> {
+    BUILT_IN_NNEF.released()
 }
 
 /// The instance's classifier, loading it now if the component was not pre-initialized.

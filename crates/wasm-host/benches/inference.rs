@@ -7,11 +7,16 @@
 //! and writes `target/bench-results/inference.json`. Nothing here asserts on time.
 
 use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
 use serde_json::json;
 use std::time::Instant;
 use wasm_host::host::{bare_store, engine_with, linker, Allocation, State, WasmtimeContext};
 use wasm_host::{Host, HostOptions};
 use wasmtime::component::Component;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::WasiHttpView;
 
 wasmtime::component::bindgen!({
     path: "../../wit",
@@ -111,6 +116,39 @@ fn main() -> Result<()> {
     let one = vec![URL.to_string()];
     let body = json!({ "url": URL }).to_string();
 
+    // The same `/predict` through the HTTP handler of one warm instance (Spin never reuses an
+    // instance; this isolates what the fresh instance costs from what HTTP handling costs).
+    let proxy_pre = ProxyPre::new(host.linker().instantiate_pre(&loaded.component)?)?;
+    let mut http_store = host.new_store("model-service");
+    let proxy = rt.block_on(proxy_pre.instantiate_async(&mut http_store))?;
+    let mut warm_http = || -> Result<()> {
+        let req = hyper::Request::builder()
+            .method("POST")
+            .uri("http://localhost/predict")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.clone())).map_err(
+                |never: std::convert::Infallible| -> wasmtime_wasi_http::Error { match never {} },
+            ))?;
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = http_store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)?;
+        let out = http_store.data_mut().http().new_response_outparam(sender)?;
+        rt.block_on(
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut http_store, req, out),
+        )?;
+        let resp = rt
+            .block_on(receiver)?
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        anyhow::ensure!(resp.status() == 200, "status {}", resp.status());
+        rt.block_on(resp.into_body().collect())
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        Ok(())
+    };
+
     // The same component under an engine that keeps 32 MiB of each memory resident between
     // instances (Spin's SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT; the default is 2 MiB).
     const RESIDENT: usize = 32 << 20;
@@ -132,10 +170,11 @@ fn main() -> Result<()> {
         Ok(())
     };
 
-    // One URL, six ways, in alternation: native; warm wasm (WIT); per request as Spin runs it
-    // (fresh instance from the InstancePre + HTTP handling); and where a fresh request's time
-    // goes: instantiation alone, instantiation + one WIT call, the same with 32 MiB resident.
-    let [native_one, wasm_one, per_request, instantiate_only, fresh_wit, fresh_wit_resident] =
+    // One URL, seven ways, in alternation: native; warm wasm (WIT); per request as Spin runs it
+    // (fresh instance from the InstancePre + HTTP handling); the same HTTP request on a warm
+    // instance; and where a fresh request's time goes: instantiation alone, instantiation + one
+    // WIT call, the same with 32 MiB resident.
+    let [native_one, wasm_one, per_request, warm_request, instantiate_only, fresh_wit, fresh_wit_resident] =
         interleaved(
             5,
             40,
@@ -156,6 +195,7 @@ fn main() -> Result<()> {
                     anyhow::ensure!(r.status == 200, "status {}", r.status);
                     Ok(())
                 },
+                &mut warm_http,
                 &mut || {
                     let mut store = host.new_store("model-service");
                     rt.block_on(pre.instantiate_async(&mut store))?;
@@ -181,11 +221,21 @@ fn main() -> Result<()> {
     };
     let faults_spin_default = faults_per_fresh_call(host.engine(), &pre)?;
     let faults_resident = faults_per_fresh_call(&tuned, &tuned_pre)?;
-    // What a request leaves dirty: the bytes the pool keeps resident in the freed slot (reset by
-    // copying the snapshot back over them), up to the 32 MiB allowed.
-    let dirty_bytes = tuned
+    // What the pool keeps resident in a freed slot when 32 MiB are allowed: the memory a request
+    // touched, which wasmtime resets by copying the snapshot back over it.
+    let resident_bytes = tuned
         .pooling_allocator_metrics()
         .map(|m| m.unused_memory_bytes_resident());
+    // Where one request's allocations went: the arena in memory Spin keeps resident, or the
+    // general allocator (see components/model-service/src/arena.rs).
+    let allocations = {
+        let mut store = bare_store(host.engine());
+        let inst = rt.block_on(pre.instantiate_async(&mut store))?;
+        let c = inst.phishing_classifier_classifier();
+        rt.block_on(c.call_classify(&mut store, &one))?
+            .map_err(anyhow::Error::msg)?;
+        rt.block_on(c.call_allocations(&mut store))?
+    };
 
     // A batch of 32: native vs warm wasm, in alternation.
     let [native_32, wasm_32] = interleaved(
@@ -220,13 +270,17 @@ fn main() -> Result<()> {
         "ratio_wasm_vs_native": { "one_url": wasm_one / native_one, "batch32": wasm_32 / native_32 },
         "per_request_fresh_instance_http_ms": per_request * 1e3,
         "ratio_fresh_request_vs_warm_inference": per_request / wasm_one,
+        "warm_instance_http_ms": warm_request * 1e3,
+        "ratio_fresh_request_vs_warm_request": per_request / warm_request,
+        "ratio_fresh_wit_vs_warm_inference": fresh_wit / wasm_one,
         "fresh_instance_only_ms": instantiate_only * 1e3,
         "fresh_instance_wit_one_url_ms": fresh_wit * 1e3,
         "fresh_instance_wit_one_url_32mib_resident_ms": fresh_wit_resident * 1e3,
         "ratio_fresh_wit_32mib_resident_vs_warm_inference": fresh_wit_resident / wasm_one,
         "page_faults_per_fresh_call": faults_spin_default,
         "page_faults_per_fresh_call_32mib_resident": faults_resident,
-        "memory_bytes_dirtied_per_request": dirty_bytes,
+        "memory_bytes_resident_per_slot_32mib": resident_bytes,
+        "request_allocations": { "arena_bytes": allocations.arena_bytes, "overflow_bytes": allocations.overflow_bytes },
         "allocation": format!("{:?}", Allocation::from_env()?),
         "fresh_instance_without_snapshot_ms": cold_unsnapshotted * 1e3,
         "component_bytes": loaded.size_bytes,
@@ -254,9 +308,15 @@ fn main() -> Result<()> {
         per_request / wasm_one
     );
     println!(
-        "  of which: instantiation {:.2} ms; fresh instance + WIT call (no HTTP) {:.2} ms",
+        "  the same request on a warm instance {:.2} ms: fresh = {:.2}x warm request",
+        warm_request * 1e3,
+        per_request / warm_request
+    );
+    println!(
+        "  instantiation {:.2} ms; fresh instance + WIT call (no HTTP) {:.2} ms = {:.2}x warm inference",
         instantiate_only * 1e3,
-        fresh_wit * 1e3
+        fresh_wit * 1e3,
+        fresh_wit / wasm_one
     );
     println!(
         "fresh instance + WIT call with 32 MiB kept resident: {:.2} ms = {:.2}x warm inference",
@@ -266,9 +326,13 @@ fn main() -> Result<()> {
     if let (Some(a), Some(b)) = (faults_spin_default, faults_resident) {
         println!("page faults per fresh-instance call: {a:.0} (2 MiB resident), {b:.0} (32 MiB)");
     }
-    if let Some(d) = dirty_bytes {
-        println!("memory a request leaves dirty (reset per instance): {d} bytes");
+    if let Some(d) = resident_bytes {
+        println!("memory the pool keeps resident per slot with 32 MiB allowed: {d} bytes");
     }
+    println!(
+        "one request's allocations: {} bytes from the resident arena, {} bytes overflowed",
+        allocations.arena_bytes, allocations.overflow_bytes
+    );
     println!(
         "fresh instance without the snapshot (load + infer): {:.2} ms",
         cold_unsnapshotted * 1e3

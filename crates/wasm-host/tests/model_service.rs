@@ -189,6 +189,59 @@ fn snapshot_leaves_out_the_model_file_and_the_raw_weights() -> anyhow::Result<()
     Ok(())
 }
 
+/// A fresh instance of a built model-service component (a file under the component
+/// directory), called through the WIT `classifier` interface.
+fn fresh_classifier(
+    rt: &tokio::runtime::Runtime,
+    wasm: &str,
+) -> anyhow::Result<(
+    wasmtime::Store<wasm_host::host::State>,
+    exports::phishing::classifier::classifier::Guest,
+)> {
+    let path = test_support::workspace_root()
+        .join("target/wasm32-wasip2/component")
+        .join(wasm);
+    let component = wasmtime::component::Component::from_file(host().engine(), &path)?;
+    let pre = ModelServicePre::new(host().linker().instantiate_pre(&component)?)?;
+    let mut store = host().new_store("model-service");
+    let instance = rt.block_on(pre.instantiate_async(&mut store))?;
+    Ok((store, instance.phishing_classifier_classifier().clone()))
+}
+
+#[test]
+fn a_request_allocates_only_from_memory_spin_keeps_resident() -> anyhow::Result<()> {
+    // Once the snapshot is taken, a request's allocations come from the arena in the model
+    // file's old memory (components/model-service/src/arena.rs), low in memory where Spin's
+    // pooling allocator keeps pages resident between instances. A fresh instance's inference
+    // must fit in it; a batch of 256 may overflow into the general allocator, counted.
+    let rt = rt();
+    let (mut store, classifier) = fresh_classifier(&rt, "model_service.prewarmed.wasm")?;
+    let url = vec!["http://paypal.com.verify-account.tk/webscr.php?cmd=_login".to_string()];
+    rt.block_on(classifier.call_classify(&mut store, &url))?
+        .map_err(anyhow::Error::msg)?;
+    let used = rt.block_on(classifier.call_allocations(&mut store))?;
+    assert!(used.arena_bytes > 0, "{used:?}");
+    assert_eq!(
+        used.overflow_bytes, 0,
+        "one URL overflowed the arena: {used:?}"
+    );
+    // A warm instance starts the arena over once a request has freed everything.
+    rt.block_on(classifier.call_classify(&mut store, &url))?
+        .map_err(anyhow::Error::msg)?;
+    let again = rt.block_on(classifier.call_allocations(&mut store))?;
+    assert_eq!(
+        again.overflow_bytes, 0,
+        "the second request overflowed: {again:?}"
+    );
+    // Without the snapshot the model file is still needed: no arena.
+    let (mut store, classifier) = fresh_classifier(&rt, "model_service.wasm")?;
+    rt.block_on(classifier.call_classify(&mut store, &url))?
+        .map_err(anyhow::Error::msg)?;
+    let raw = rt.block_on(classifier.call_allocations(&mut store))?;
+    assert_eq!(raw.arena_bytes, 0, "{raw:?}");
+    Ok(())
+}
+
 #[test]
 fn the_convolutions_run_on_the_components_own_kernel_inside_wasm_only() -> anyhow::Result<()> {
     // The component registers its own matrix-product kernel with tract (see
@@ -196,17 +249,8 @@ fn the_convolutions_run_on_the_components_own_kernel_inside_wasm_only() -> anyho
     // inside wasm, and the dense layer (a matrix-vector product) stays with tract's kernels.
     // Natively nothing registers it, so the native plan runs tract's own kernels.
     let rt = rt();
-    let loaded = host()
-        .component("model-service")
-        .expect("model-service is loaded");
-    let pre = ModelServicePre::new(host().linker().instantiate_pre(&loaded.component)?)?;
-    let mut store = host().new_store("model-service");
-    let instance = rt.block_on(pre.instantiate_async(&mut store))?;
-    let info = rt.block_on(
-        instance
-            .phishing_classifier_classifier()
-            .call_info(&mut store),
-    )?;
+    let (mut store, classifier) = fresh_classifier(&rt, "model_service.prewarmed.wasm")?;
+    let info = rt.block_on(classifier.call_info(&mut store))?;
     let ours = |kernels: &[String]| {
         kernels
             .iter()
