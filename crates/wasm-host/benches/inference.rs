@@ -11,12 +11,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::json;
 use std::time::Instant;
-use wasm_host::host::{bare_store, engine_with, linker, Allocation, State, WasmtimeContext};
+use wasm_host::host::{
+    bare_store, engine_with, incoming_request, linker, Allocation, State, WasmtimeContext,
+};
 use wasm_host::{Host, HostOptions};
 use wasmtime::component::Component;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::WasiHttpView;
 
 wasmtime::component::bindgen!({
     path: "../../wit",
@@ -116,12 +116,14 @@ fn main() -> Result<()> {
     let one = vec![URL.to_string()];
     let body = json!({ "url": URL }).to_string();
 
-    // The same `/predict` through the HTTP handler of one warm instance (Spin never reuses an
-    // instance; this isolates what the fresh instance costs from what HTTP handling costs).
+    // `/predict` through the component's HTTP handler, called in this thread (no dispatch task):
+    // on one warm instance (Spin never reuses an instance; this isolates what HTTP handling
+    // costs), and on a fresh instance per request (what the fresh instance costs, without the
+    // host's own request dispatch).
     let proxy_pre = ProxyPre::new(host.linker().instantiate_pre(&loaded.component)?)?;
-    let mut http_store = host.new_store("model-service");
-    let proxy = rt.block_on(proxy_pre.instantiate_async(&mut http_store))?;
-    let mut warm_http = || -> Result<()> {
+    let http_predict = |store: &mut wasmtime::Store<State>,
+                        proxy: &wasmtime_wasi_http::p2::bindings::Proxy|
+     -> Result<()> {
         let req = hyper::Request::builder()
             .method("POST")
             .uri("http://localhost/predict")
@@ -129,16 +131,11 @@ fn main() -> Result<()> {
             .body(Full::new(Bytes::from(body.clone())).map_err(
                 |never: std::convert::Infallible| -> wasmtime_wasi_http::Error { match never {} },
             ))?;
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let req = http_store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, req)?;
-        let out = http_store.data_mut().http().new_response_outparam(sender)?;
+        let (req, out, receiver) = incoming_request(store, req)?;
         rt.block_on(
             proxy
                 .wasi_http_incoming_handler()
-                .call_handle(&mut http_store, req, out),
+                .call_handle(&mut *store, req, out),
         )?;
         let resp = rt
             .block_on(receiver)?
@@ -147,6 +144,14 @@ fn main() -> Result<()> {
         rt.block_on(resp.into_body().collect())
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         Ok(())
+    };
+    let mut http_store = host.new_store("model-service");
+    let proxy = rt.block_on(proxy_pre.instantiate_async(&mut http_store))?;
+    let mut warm_http = || http_predict(&mut http_store, &proxy);
+    let mut fresh_http = || -> Result<()> {
+        let mut store = host.new_store("model-service");
+        let proxy = rt.block_on(proxy_pre.instantiate_async(&mut store))?;
+        http_predict(&mut store, &proxy)
     };
 
     // The same component under an engine that keeps 32 MiB of each memory resident between
@@ -170,11 +175,12 @@ fn main() -> Result<()> {
         Ok(())
     };
 
-    // One URL, seven ways, in alternation: native; warm wasm (WIT); per request as Spin runs it
-    // (fresh instance from the InstancePre + HTTP handling); the same HTTP request on a warm
-    // instance; and where a fresh request's time goes: instantiation alone, instantiation + one
-    // WIT call, the same with 32 MiB resident.
-    let [native_one, wasm_one, per_request, warm_request, instantiate_only, fresh_wit, fresh_wit_resident] =
+    // One URL, eight ways, in alternation: native; warm wasm (WIT); per request as Spin runs it
+    // (the host's dispatch: a fresh instance from the InstancePre in a spawned task + HTTP
+    // handling); the HTTP handler on a warm instance and on a fresh one, called directly; and
+    // where a fresh request's time goes: instantiation alone, instantiation + one WIT call, the
+    // same with 32 MiB resident.
+    let [native_one, wasm_one, per_request, warm_request, fresh_request, instantiate_only, fresh_wit, fresh_wit_resident] =
         interleaved(
             5,
             40,
@@ -196,6 +202,7 @@ fn main() -> Result<()> {
                     Ok(())
                 },
                 &mut warm_http,
+                &mut fresh_http,
                 &mut || {
                     let mut store = host.new_store("model-service");
                     rt.block_on(pre.instantiate_async(&mut store))?;
@@ -271,7 +278,9 @@ fn main() -> Result<()> {
         "per_request_fresh_instance_http_ms": per_request * 1e3,
         "ratio_fresh_request_vs_warm_inference": per_request / wasm_one,
         "warm_instance_http_ms": warm_request * 1e3,
-        "ratio_fresh_request_vs_warm_request": per_request / warm_request,
+        "fresh_instance_http_direct_ms": fresh_request * 1e3,
+        "ratio_fresh_request_direct_vs_warm_request": fresh_request / warm_request,
+        "ratio_fresh_request_direct_vs_warm_inference": fresh_request / wasm_one,
         "ratio_fresh_wit_vs_warm_inference": fresh_wit / wasm_one,
         "fresh_instance_only_ms": instantiate_only * 1e3,
         "fresh_instance_wit_one_url_ms": fresh_wit * 1e3,
@@ -308,9 +317,11 @@ fn main() -> Result<()> {
         per_request / wasm_one
     );
     println!(
-        "  the same request on a warm instance {:.2} ms: fresh = {:.2}x warm request",
+        "  HTTP handler called directly: warm instance {:.2} ms, fresh instance {:.2} ms = {:.2}x warm request, {:.2}x warm inference",
         warm_request * 1e3,
-        per_request / warm_request
+        fresh_request * 1e3,
+        fresh_request / warm_request,
+        fresh_request / wasm_one
     );
     println!(
         "  instantiation {:.2} ms; fresh instance + WIT call (no HTTP) {:.2} ms = {:.2}x warm inference",

@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 use wasmtime_wasi_http::{
     Error as HttpError, RequestOptions, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
@@ -550,6 +551,35 @@ fn new_store(inner: &Arc<Inner>, component: &str) -> Store<State> {
 }
 
 /// Runs `m.component` on `req` in a fresh instance, with Spin's request headers.
+/// Where a component's response to an [`incoming_request`] arrives.
+pub type ResponseReceiver = tokio::sync::oneshot::Receiver<
+    std::result::Result<hyper::Response<HyperOutgoingBody>, ErrorCode>,
+>;
+
+/// Puts `req` into `store` as Spin's HTTP trigger does before calling a component's
+/// `wasi:http/incoming-handler.handle`: the request, the response out-parameter to pass with it,
+/// and where the response will arrive.
+pub fn incoming_request<B>(
+    store: &mut Store<State>,
+    req: hyper::Request<B>,
+) -> Result<(
+    wasmtime::component::Resource<HostIncomingRequest>,
+    wasmtime::component::Resource<HostResponseOutparam>,
+    ResponseReceiver,
+)>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<HttpError>,
+{
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let req = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, req)?;
+    let out = store.data_mut().http().new_response_outparam(sender)?;
+    Ok((req, out, receiver))
+}
+
 async fn dispatch<B>(
     inner: Arc<Inner>,
     m: Match,
@@ -599,12 +629,7 @@ where
         tokio::time::sleep(*delay).await;
     }
     let mut store = new_store(&inner, &m.component);
-    let (sender, receiver) = tokio::sync::oneshot::channel();
-    let req = store
-        .data_mut()
-        .http()
-        .new_incoming_request(Scheme::Http, req)?;
-    let out = store.data_mut().http().new_response_outparam(sender)?;
+    let (req, out, receiver) = incoming_request(&mut store, req)?;
     let pre = loaded.pre.clone();
     let task = tokio::task::spawn(async move {
         let proxy = pre.instantiate_async(&mut store).await?;
