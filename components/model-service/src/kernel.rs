@@ -6,7 +6,7 @@
 //! vector accumulators plus the values it loads and broadcasts live at once, while wasmtime
 //! compiles wasm SIMD to x86-64's 16 vector registers: on every step of its inner loop it
 //! spilled accumulators to the stack. This kernel holds an 8 × 4 tile in eight registers and
-//! never broadcasts: see `add_mat_mul` for the layout, and `benchmarks/README.md` for what
+//! its inner loop never broadcasts: see `add_mat_mul` for the layout, and `benchmarks/README.md` for what
 //! it changed and what was tried (an 8 × 6 tile with broadcasts, fused multiply-add through
 //! relaxed SIMD, unrolling — all slower under wasmtime).
 //!
@@ -17,8 +17,8 @@
 //!
 //! The kernel plugs into tract through its own registries (`tract_linalg`'s kernel and
 //! dispatch-tier inventories, the way tract's own wasm kernels register): nothing in tract is
-//! patched, and a matrix-vector product (the dense layer) still goes to tract's kernels.
-//! [`registered`] reports whether this build registered it; only wasm builds with SIMD do.
+//! patched, and a matrix-vector product (the dense layer) still goes to tract's kernels. Only
+//! wasm builds with SIMD register it.
 //!
 //! The tile logic is written once over a four-lane vector (`F4`): wasm SIMD inside the
 //! component, plain arrays natively, so the native tests check the logic (layouts, strides,
@@ -274,12 +274,14 @@ unsafe fn add_mat_mul(acc: &mut Tile, k: usize, pa: *const f32, pb: *const f32) 
     let (mut d10, mut d11) = (diagonal(1, 0), diagonal(1, 1));
     let (mut d20, mut d21) = (diagonal(2, 0), diagonal(2, 1));
     let (mut d30, mut d31) = (diagonal(3, 0), diagonal(3, 1));
-    // One step: the A column at `a`, the B row at `b`.
-    macro_rules! step {
-        ($a:expr, $b:expr) => {{
-            let lo = F4::load($a);
-            let hi = F4::load($a.add(4));
-            let b0 = F4::load($b);
+    let mut a = pa;
+    let mut b = pb;
+    for _ in 0..k {
+        // One step: the A column at `a` (rows 0–3, 4–7), the B row at `b` and its rotations.
+        unsafe {
+            let lo = F4::load(a);
+            let hi = F4::load(a.add(4));
+            let b0 = F4::load(b);
             d00 = d00.madd(lo, b0);
             d01 = d01.madd(hi, b0);
             let b1 = b0.rotate::<1>();
@@ -291,13 +293,6 @@ unsafe fn add_mat_mul(acc: &mut Tile, k: usize, pa: *const f32, pb: *const f32) 
             let b3 = b0.rotate::<3>();
             d30 = d30.madd(lo, b3);
             d31 = d31.madd(hi, b3);
-        }};
-    }
-    let mut a = pa;
-    let mut b = pb;
-    for _ in 0..k {
-        unsafe {
-            step!(a, b);
             a = a.add(MR);
             b = b.add(NR);
         }
@@ -416,17 +411,12 @@ unsafe fn kernel(ops: &[FusedKerSpec<f32>]) -> isize {
     0
 }
 
-/// The kernel as tract describes one: its tile, packings (A panels of 8 rows, B panels of NR
+/// The kernel as tract runs it: its tile, packings (A panels of 8 rows, B panels of NR
 /// columns), f32 accumulation and store, written for wasm32 with SIMD.
-pub fn dyn_kernel() -> DynKernel<MR, NR, f32> {
+pub fn mmm() -> Box<dyn MatMatMul> {
     let mut k = DynKernel::<MR, NR, f32>::new(NAME, kernel, f32::packing(MR), f32::packing(NR));
     k.arch = Some(linalg::isa::Arch::Wasm32Simd128);
-    k
-}
-
-/// The kernel as tract runs it.
-pub fn mmm() -> Box<dyn MatMatMul> {
-    dyn_kernel().mmm()
+    k.mmm()
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -460,11 +450,6 @@ mod registration {
             preferred,
         }
     }
-}
-
-/// Whether this build registered the kernel with tract (wasm32 with SIMD only).
-pub fn registered() -> bool {
-    cfg!(all(target_arch = "wasm32", target_feature = "simd128"))
 }
 
 #[cfg(test)]

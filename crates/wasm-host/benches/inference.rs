@@ -228,8 +228,8 @@ fn main() -> Result<()> {
     };
     let faults_spin_default = faults_per_fresh_call(host.engine(), &pre)?;
     let faults_resident = faults_per_fresh_call(&tuned, &tuned_pre)?;
-    // What the pool keeps resident in a freed slot when 32 MiB are allowed: the memory a request
-    // touched, which wasmtime resets by copying the snapshot back over it.
+    // What the pool keeps resident in a freed slot when 32 MiB are allowed: the slot's memory up
+    // to that limit, which wasmtime resets by copying the snapshot back over it per instance.
     let resident_bytes = tuned
         .pooling_allocator_metrics()
         .map(|m| m.unused_memory_bytes_resident());

@@ -550,7 +550,6 @@ fn new_store(inner: &Arc<Inner>, component: &str) -> Store<State> {
     )
 }
 
-/// Runs `m.component` on `req` in a fresh instance, with Spin's request headers.
 /// Where a component's response to an [`incoming_request`] arrives.
 pub type ResponseReceiver = tokio::sync::oneshot::Receiver<
     std::result::Result<hyper::Response<HyperOutgoingBody>, ErrorCode>,
@@ -580,6 +579,7 @@ where
     Ok((req, out, receiver))
 }
 
+/// Runs `m.component` on `req` in a fresh instance, with Spin's request headers.
 async fn dispatch<B>(
     inner: Arc<Inner>,
     m: Match,
