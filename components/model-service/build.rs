@@ -1,4 +1,6 @@
-//! Link settings for the component.
+//! Link settings for the component, and the OpenAPI document it serves, without its indentation.
+
+use std::path::PathBuf;
 
 fn main() {
     // A 256 KiB stack instead of Rust's 1 MiB default for wasm. The stack comes first in linear
@@ -11,4 +13,34 @@ fn main() {
     if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("wasm32") {
         println!("cargo:rustc-link-arg-cdylib=-zstack-size=262144");
     }
+
+    // `GET /openapi.json` answers with compact JSON anyway; built in as written, the document's
+    // indentation was 8 KB of the component.
+    println!("cargo:rerun-if-changed=openapi.json");
+    println!("cargo:rerun-if-changed=build.rs");
+    let doc = std::fs::read_to_string("openapi.json").expect("openapi.json is readable");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    std::fs::write(out.join("openapi.json"), without_whitespace(&doc))
+        .expect("OUT_DIR is writable");
+}
+
+/// `json` without the whitespace between its tokens (strings are kept as they are).
+fn without_whitespace(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
 }

@@ -9,8 +9,9 @@ use serde_json::{json, Value};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The model name in the Open Inference Protocol routes.
 pub const OIP_MODEL: &str = "phishing";
-/// The OpenAPI document of this API.
-pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+/// The OpenAPI document of this API (`openapi.json` without the whitespace between tokens; see
+/// `build.rs`).
+pub const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
 
 /// A request as the handler sees it.
 #[derive(Debug, Clone, Copy)]
@@ -392,6 +393,16 @@ mod tests {
             content_type: ct,
             body,
         }
+    }
+
+    #[test]
+    fn the_built_in_openapi_document_is_the_file_without_its_whitespace() {
+        let file = include_str!("../openapi.json");
+        let file: Value = serde_json::from_str(file).unwrap();
+        let built_in: Value = serde_json::from_str(OPENAPI_JSON).unwrap();
+        assert_eq!(built_in, file);
+        assert!(!OPENAPI_JSON.contains('\n'));
+        assert!(OPENAPI_JSON.len() < include_str!("../openapi.json").len() * 2 / 3);
     }
 
     #[test]

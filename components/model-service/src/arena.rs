@@ -1,17 +1,21 @@
-//! Request-time memory that a fresh instance does not have to fault in.
+//! Memory that a fresh instance does not have to fault in.
 //!
 //! Spin runs every request in a fresh instance whose linear memory the pooling allocator resets
 //! from the snapshot: it copies back the first pages it keeps resident (2 MiB by default) and
 //! drops the rest, so each page a request touches beyond them is a page fault, and a write to
-//! a page that is zero in the snapshot (freed memory, which is where the general allocator
-//! serves inference's scratch from) is a fault that also zero-fills it. The built-in model file
-//! lives low in memory, right after the stack and the constants, and is zeroed once the
-//! snapshot has loaded the model. From then on this arena hands that memory out, bump-pointer
-//! style, so a request's scratch sits mostly in pages the pool keeps resident.
+//! one is a fault that also copies or zero-fills it. The built-in model file lives low in
+//! memory, right after the stack and the constants, and is zeroed as soon as pre-initialization
+//! has read it. Its memory then serves two allocators, one after the other:
 //!
-//! The arena serves allocations in order and takes back the last one when it is freed; when
-//! nothing it handed out is alive any more (the end of a request in a warm instance) it starts
-//! over. What does not fit goes to the general allocator, counted, so a test can tell.
+//! - a [`BlockHeap`], while tract optimizes and plans the model: the small objects the model
+//!   keeps (and every request reads, or writes, like reference counts) end up together at the
+//!   start of that memory;
+//! - an [`Arena`], from the snapshot on, over the rest: it hands out a request's scratch
+//!   bump-pointer style, serving allocations in order and taking back the last one when it is
+//!   freed; when nothing it handed out is alive any more (the end of a request in a warm
+//!   instance) it starts over.
+//!
+//! What does not fit in either goes to the general allocator, counted, so a test can tell.
 
 use std::alloc::Layout;
 use std::cell::Cell;
@@ -41,6 +45,9 @@ pub struct Usage {
     pub served: u64,
     /// Bytes of allocations the arena had no room for (served by the general allocator).
     pub overflow: u64,
+    /// The end of the arena's memory handed out so far (the highest address + 1; 0 while
+    /// disabled).
+    pub end: usize,
 }
 
 impl Arena {
@@ -145,6 +152,7 @@ impl Arena {
         Usage {
             served: self.served.get(),
             overflow: self.overflow.get(),
+            end: self.clean.get(),
         }
     }
 }
@@ -152,6 +160,151 @@ impl Arena {
 impl Default for Arena {
     fn default() -> Self {
         Arena::new()
+    }
+}
+
+/// Blocks of 16 B to 64 KiB (in steps of 16 B up to 512 B, then powers of two) over one region
+/// of memory: freed
+/// blocks go on a list per size and are handed out again. Disabled until
+/// [`enable`](BlockHeap::enable)d; after [`seal`](BlockHeap::seal) it serves nothing more and
+/// keeps what it holds.
+///
+/// Pre-initialization builds the model in one: the graph's nodes, operators and reference counts
+/// that every request reads or writes then sit right after the constants, in the pages Spin keeps
+/// resident, instead of scattered over the general allocator's heap, where a fresh instance faults
+/// on each page of them it touches.
+pub struct BlockHeap {
+    start: Cell<usize>,
+    end: Cell<usize>,
+    /// Where the next new block starts.
+    next: Cell<usize>,
+    /// Per size class, the first free block (0: none); each free block starts with the next one's
+    /// address.
+    free: [Cell<usize>; BLOCK_CLASSES],
+    sealed: Cell<bool>,
+}
+
+const MIN_BLOCK: usize = 16;
+/// Blocks up to this size come in steps of [`MIN_BLOCK`]; larger ones in powers of two.
+const SMALL_BLOCKS: usize = 512;
+/// Larger allocations (the weights, whole tensors) are the general allocator's.
+pub const MAX_BLOCK: usize = 64 << 10;
+const BLOCK_CLASSES: usize =
+    SMALL_BLOCKS / MIN_BLOCK + (MAX_BLOCK / SMALL_BLOCKS).trailing_zeros() as usize;
+
+// SAFETY: as for `Arena`.
+unsafe impl Sync for BlockHeap {}
+
+impl BlockHeap {
+    /// A disabled heap.
+    pub const fn new() -> BlockHeap {
+        BlockHeap {
+            start: Cell::new(0),
+            end: Cell::new(0),
+            next: Cell::new(0),
+            free: [const { Cell::new(0) }; BLOCK_CLASSES],
+            sealed: Cell::new(false),
+        }
+    }
+
+    /// Serves blocks from `len` bytes at `start` from now on.
+    ///
+    /// # Safety
+    /// The region must be valid, zero-filled, and used by nothing else for the rest of the
+    /// program.
+    pub unsafe fn enable(&self, start: *mut u8, len: usize) {
+        let start = start as usize;
+        self.start.set(start);
+        self.end.set(start + len);
+        self.next.set(start);
+    }
+
+    /// Stops serving; returns where the blocks handed out end (the rest of the region is unused
+    /// and still zero).
+    pub fn seal(&self) -> *mut u8 {
+        self.sealed.set(true);
+        // The free lists are not needed any more: zero their links, so free blocks are all
+        // zero again (the snapshot stores only non-zero memory, each run as one data segment).
+        for head in &self.free {
+            let mut block = head.replace(0);
+            while block != 0 {
+                // SAFETY: a free block of this heap; its first word is the next free block.
+                block = unsafe { (block as *mut usize).replace(0) };
+            }
+        }
+        self.next.get() as *mut u8
+    }
+
+    /// Bytes from the region's start to the end of the last block handed out.
+    pub fn used(&self) -> usize {
+        self.next.get() - self.start.get()
+    }
+
+    /// Whether `ptr` was handed out by this heap.
+    pub fn owns(&self, ptr: *mut u8) -> bool {
+        (self.start.get()..self.end.get()).contains(&(ptr as usize))
+    }
+
+    /// The size class of `layout`'s block and the block's size.
+    fn class(layout: Layout) -> Option<(usize, usize)> {
+        let size = layout.size().max(layout.align()).max(MIN_BLOCK);
+        if size <= SMALL_BLOCKS {
+            let block = size.next_multiple_of(MIN_BLOCK);
+            return Some((block / MIN_BLOCK - 1, block));
+        }
+        (size <= MAX_BLOCK).then(|| {
+            let block = size.next_power_of_two();
+            let steps = (block / SMALL_BLOCKS).trailing_zeros() as usize;
+            (SMALL_BLOCKS / MIN_BLOCK - 1 + steps, block)
+        })
+    }
+
+    /// A block for `layout`, or `None` when it is too large, the heap is disabled, sealed or
+    /// full.
+    pub fn alloc(&self, layout: Layout) -> Option<*mut u8> {
+        if self.end.get() == 0 || self.sealed.get() {
+            return None;
+        }
+        let (class, block) = Self::class(layout)?;
+        let head = self.free[class].get();
+        if head != 0 && head.is_multiple_of(layout.align()) {
+            // SAFETY: a free block of this heap; its first word is the next free block.
+            self.free[class].set(unsafe { (head as *const usize).read() });
+            return Some(head as *mut u8);
+        }
+        let at = self
+            .next
+            .get()
+            .next_multiple_of(layout.align().max(MIN_BLOCK));
+        let stop = at + block;
+        (stop <= self.end.get()).then(|| {
+            self.next.set(stop);
+            at as *mut u8
+        })
+    }
+
+    /// Takes back `ptr` (which [`owns`](BlockHeap::owns) must be true of). Once sealed it is
+    /// left as it is: nothing is handed out again.
+    pub fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if self.sealed.get() {
+            return;
+        }
+        let (class, _) = Self::class(layout).expect("a block of this heap");
+        // SAFETY: the block is ours again and at least a word long and aligned.
+        unsafe { (ptr as *mut usize).write(self.free[class].get()) };
+        self.free[class].set(ptr as usize);
+    }
+
+    /// Whether `ptr`'s block also holds `new_size` bytes (then it stays where it is).
+    pub fn fits_in_place(&self, layout: Layout, new_size: usize) -> bool {
+        Layout::from_size_align(new_size, layout.align())
+            .is_ok_and(|new| Self::class(new).is_some() && Self::class(new) == Self::class(layout))
+    }
+}
+
+impl Default for BlockHeap {
+    fn default() -> Self {
+        BlockHeap::new()
     }
 }
 
@@ -178,7 +331,8 @@ mod tests {
             a.usage(),
             Usage {
                 served: 0,
-                overflow: 0
+                overflow: 0,
+                end: 0
             }
         );
     }
@@ -223,7 +377,8 @@ mod tests {
             a.usage(),
             Usage {
                 served: 200,
-                overflow: 100
+                overflow: 100,
+                end: buffer.as_ptr() as usize + 200
             }
         );
     }
@@ -251,5 +406,130 @@ mod tests {
         assert!(q as usize >= p as usize + 64);
         assert_eq!(a.realloc_in_place(p, layout(64, 8), 128), None);
         assert_eq!(a.realloc_in_place(q, layout(16, 8), 4096), None);
+    }
+
+    fn heap(buffer: &mut [u8]) -> BlockHeap {
+        let h = BlockHeap::new();
+        unsafe { h.enable(buffer.as_mut_ptr(), buffer.len()) };
+        h
+    }
+
+    #[test]
+    fn heap_blocks_are_aligned_disjoint_and_inside_the_region() {
+        let mut buffer = vec![0u8; 1 << 20];
+        let h = heap(&mut buffer);
+        let mut blocks = Vec::new();
+        for (size, align) in [(1, 1), (24, 8), (17, 1), (100, 4), (8, 64), (MAX_BLOCK, 8)] {
+            let p = h.alloc(layout(size, align)).unwrap();
+            assert_eq!(p as usize % align, 0);
+            assert!(h.owns(p));
+            blocks.push((p as usize, size));
+        }
+        blocks.sort();
+        for w in blocks.windows(2) {
+            assert!(w[0].0 + w[0].1 <= w[1].0, "{blocks:?} overlap");
+        }
+        assert!(h.used() >= blocks.iter().map(|b| b.1).sum::<usize>());
+    }
+
+    #[test]
+    fn a_freed_heap_block_serves_the_next_request_of_its_size_class() {
+        let mut buffer = vec![0u8; 4096];
+        let h = heap(&mut buffer);
+        let a = h.alloc(layout(40, 8)).unwrap();
+        let b = h.alloc(layout(40, 8)).unwrap();
+        h.dealloc(a, layout(40, 8));
+        // 33..=48 bytes share a class; other classes do not take the block.
+        assert_ne!(h.alloc(layout(32, 8)).unwrap(), a);
+        assert_ne!(h.alloc(layout(49, 8)).unwrap(), a);
+        assert_eq!(h.alloc(layout(48, 8)).unwrap(), a);
+        h.dealloc(b, layout(40, 8));
+        h.dealloc(a, layout(48, 8));
+        // Last freed, first served.
+        assert_eq!(h.alloc(layout(33, 1)).unwrap(), a);
+        assert_eq!(h.alloc(layout(45, 2)).unwrap(), b);
+        // Past 512 bytes, powers of two.
+        let c = h.alloc(layout(600, 8)).unwrap();
+        h.dealloc(c, layout(600, 8));
+        assert_eq!(h.alloc(layout(1024, 8)).unwrap(), c);
+        let used = h.used();
+        assert!(h.alloc(layout(40, 8)).is_some());
+        assert!(h.used() > used, "an empty list bumps");
+    }
+
+    #[test]
+    fn a_free_block_not_aligned_enough_is_left_for_a_request_it_suits() {
+        let mut buffer = vec![0u8; 4096];
+        let h = heap(&mut buffer);
+        let first = h.alloc(layout(32, 16)).unwrap();
+        let second = h.alloc(layout(32, 16)).unwrap();
+        // Two 32-byte blocks in a row: one of them is not 64-aligned.
+        let a = if (first as usize).is_multiple_of(64) {
+            second
+        } else {
+            first
+        };
+        assert!(!(a as usize).is_multiple_of(64));
+        h.dealloc(a, layout(32, 16));
+        let b = h.alloc(layout(32, 64)).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(b as usize % 64, 0);
+        assert_eq!(h.alloc(layout(32, 16)).unwrap(), a);
+    }
+
+    #[test]
+    fn the_heap_refuses_large_blocks_a_full_region_and_everything_once_sealed() {
+        let mut buffer = vec![0u8; 256];
+        let h = heap(&mut buffer);
+        assert_eq!(h.alloc(layout(MAX_BLOCK + 1, 8)), None);
+        assert!(h.alloc(layout(128, 8)).is_some());
+        assert!(h.alloc(layout(128, 8)).is_some());
+        assert_eq!(h.alloc(layout(1, 1)), None, "full");
+        let mut buffer = vec![0u8; 4096];
+        let h = heap(&mut buffer);
+        let a = h.alloc(layout(16, 8)).unwrap();
+        let b = h.alloc(layout(16, 8)).unwrap();
+        h.dealloc(b, layout(16, 8));
+        let end = h.seal();
+        assert_eq!(end as usize, b as usize + 16);
+        let b = unsafe { std::slice::from_raw_parts(b, 16) };
+        assert!(
+            b.iter().all(|&x| x == 0),
+            "a free block is zero once sealed"
+        );
+        assert_eq!(h.alloc(layout(16, 8)), None);
+        h.dealloc(a, layout(16, 8));
+        assert_eq!(
+            h.alloc(layout(16, 8)),
+            None,
+            "a block freed after sealing is not reused"
+        );
+        assert!(h.owns(a));
+        assert_eq!(BlockHeap::new().alloc(layout(16, 8)), None, "disabled");
+    }
+
+    #[test]
+    fn a_heap_block_grows_in_place_within_its_size_class() {
+        let h = BlockHeap::new();
+        assert!(h.fits_in_place(layout(20, 8), 32));
+        assert!(!h.fits_in_place(layout(20, 8), 33));
+        assert!(h.fits_in_place(layout(600, 8), 1024));
+        assert!(!h.fits_in_place(layout(600, 8), 512));
+        assert!(!h.fits_in_place(layout(MAX_BLOCK, 8), MAX_BLOCK + 1));
+    }
+
+    #[test]
+    fn every_size_up_to_the_largest_block_has_a_class_that_holds_it() {
+        let mut seen = vec![false; BLOCK_CLASSES];
+        for size in 1..=MAX_BLOCK {
+            let (class, block) = BlockHeap::class(layout(size, 1)).unwrap();
+            assert!(
+                block >= size && class < BLOCK_CLASSES,
+                "{size}: {class} {block}"
+            );
+            seen[class] = true;
+        }
+        assert!(seen.iter().all(|&s| s), "an unused class: {seen:?}");
+        assert_eq!(BlockHeap::class(layout(MAX_BLOCK + 1, 1)), None);
     }
 }

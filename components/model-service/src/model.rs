@@ -106,11 +106,27 @@ impl Classifier {
     /// Parses, optimizes and plans a model from its files' contents. A missing or corrupt part is
     /// an error naming it (so a bad model fails the build's snapshot step, never a request).
     pub fn from_parts(nnef: &[u8], tokenizer_json: &str, card_json: &str) -> Result<Classifier> {
+        Classifier::build(
+            || crate::reader::read(nnef).context("built-in NNEF model is invalid"),
+            tokenizer_json,
+            card_json,
+        )
+    }
+
+    /// [`from_parts`](Self::from_parts) with the NNEF file's reading left to `read`, which
+    /// runs first.
+    fn build(
+        read: impl FnOnce() -> Result<TypedModel>,
+        tokenizer_json: &str,
+        card_json: &str,
+    ) -> Result<Classifier> {
+        // The file first: what is built after `read` may be served from the file's memory
+        // (see `preinitialize`), and the tokenizer and the card are read by every request too.
+        let model = read()?;
         let tokenizer =
             Tokenizer::from_json(tokenizer_json).context("built-in tokenizer is invalid")?;
         let card: CardHead =
             serde_json::from_str(card_json).context("built-in model card is invalid")?;
-        let model = crate::reader::read(nnef).context("built-in NNEF model is invalid")?;
         let len = tokenizer.max_len();
         // The graph declares its input as [batch, len]: fix `batch` to 1 everywhere (setting only
         // the input's shape would leave every other shape symbolic), then optimize and plan.
@@ -161,29 +177,39 @@ impl Classifier {
 
 /// Loads the model into this instance's global; called by the build-time snapshot hook.
 ///
-/// Inside the component this also zeroes the built-in model file, which is not read again, so
-/// the snapshot (which stores only non-zero memory) leaves it out.
-pub fn preinitialize() -> Result<()> {
+/// Inside the component this also zeroes the built-in model file as soon as it has been read,
+/// so the snapshot (which stores only non-zero memory) leaves it out, and hands its memory to
+/// `build_in`, which may serve the allocations that optimizing and planning the model make
+/// from it (see [`crate::arena::BlockHeap`]).
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn preinitialize(build_in: impl FnOnce(*mut u8, usize)) -> Result<()> {
     if CLASSIFIER.get().is_none() {
-        let c = Classifier::load()?;
+        let read = || {
+            let nnef = BUILT_IN_NNEF.bytes().context(
+                "the built-in model file was released after pre-initialization loaded the model",
+            )?;
+            let model = crate::reader::read(nnef).context("built-in NNEF model is invalid")?;
+            // SAFETY: the only reader, `reader::read`, has returned, and a wasm instance runs
+            // one thread.
+            unsafe { BUILT_IN_NNEF.release() };
+            if let Some((start, len)) = BUILT_IN_NNEF.released() {
+                build_in(start, len);
+            }
+            Ok(model)
+        };
+        let c = Classifier::build(read, TOKENIZER_JSON, MODEL_CARD_JSON)?;
         // Run the plan once, so whatever tract sets up on a first run (kernel choices, lazily
         // built tables, a heap grown to the size inference needs) is in the snapshot too, not
         // redone by every fresh instance.
         c.scores(&["http://example.com/"])?;
         let _ = CLASSIFIER.set(c);
-        #[cfg(target_arch = "wasm32")]
-        // SAFETY: the only reader, `Classifier::load`, has returned, and a wasm instance runs
-        // one thread.
-        unsafe {
-            BUILT_IN_NNEF.release()
-        };
     }
     PREINITIALIZED.store(true, Ordering::SeqCst);
     Ok(())
 }
 
-/// The memory the built-in model file occupied, once pre-initialization has loaded the model
-/// and zeroed the file: nothing reads it again, so the component's allocator may take it over.
+/// The memory the built-in model file occupied, once pre-initialization has read the model
+/// and zeroed the file.
 #[cfg(target_arch = "wasm32")]
 pub(crate) fn released_model_file() -> Option<(*mut u8, usize)> {
     BUILT_IN_NNEF.released()

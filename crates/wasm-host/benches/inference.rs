@@ -289,7 +289,12 @@ fn main() -> Result<()> {
         "page_faults_per_fresh_call": faults_spin_default,
         "page_faults_per_fresh_call_32mib_resident": faults_resident,
         "memory_bytes_resident_per_slot_32mib": resident_bytes,
-        "request_allocations": { "arena_bytes": allocations.arena_bytes, "overflow_bytes": allocations.overflow_bytes },
+        "request_allocations": {
+            "arena_bytes": allocations.arena_bytes,
+            "overflow_bytes": allocations.overflow_bytes,
+            "arena_end": allocations.arena_end,
+            "model_heap_bytes": allocations.model_heap_bytes,
+        },
         "allocation": format!("{:?}", Allocation::from_env()?),
         "fresh_instance_without_snapshot_ms": cold_unsnapshotted * 1e3,
         "component_bytes": loaded.size_bytes,
@@ -341,8 +346,12 @@ fn main() -> Result<()> {
         println!("memory the pool keeps resident per slot with 32 MiB allowed: {d} bytes");
     }
     println!(
-        "one request's allocations: {} bytes from the resident arena, {} bytes overflowed",
-        allocations.arena_bytes, allocations.overflow_bytes
+        "one request's allocations: {} bytes from the resident arena (ending at {}), {} bytes \
+         overflowed; the model's own blocks before it: {} bytes",
+        allocations.arena_bytes,
+        allocations.arena_end,
+        allocations.overflow_bytes,
+        allocations.model_heap_bytes
     );
     println!(
         "fresh instance without the snapshot (load + infer): {:.2} ms",

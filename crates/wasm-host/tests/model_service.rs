@@ -225,6 +225,20 @@ fn a_request_allocates_only_from_memory_spin_keeps_resident() -> anyhow::Result<
         used.overflow_bytes, 0,
         "one URL overflowed the arena: {used:?}"
     );
+    // Everything the request allocated and the model's own small blocks (which requests read
+    // and write: graph nodes, operators, reference counts) lie in that resident memory.
+    let wasm_host::host::Allocation::Pooling { keep_resident } =
+        wasm_host::host::Allocation::SPIN_DEFAULT
+    else {
+        unreachable!("Spin pools instances")
+    };
+    let resident = keep_resident as u64;
+    assert!(
+        used.arena_end > 0 && used.arena_end <= resident,
+        "the arena ends at {} (past the {resident} bytes kept resident): {used:?}",
+        used.arena_end
+    );
+    assert!(used.model_heap_bytes > 0, "{used:?}");
     // A warm instance starts the arena over once a request has freed everything.
     rt.block_on(classifier.call_classify(&mut store, &url))?
         .map_err(anyhow::Error::msg)?;
@@ -239,6 +253,7 @@ fn a_request_allocates_only_from_memory_spin_keeps_resident() -> anyhow::Result<
         .map_err(anyhow::Error::msg)?;
     let raw = rt.block_on(classifier.call_allocations(&mut store))?;
     assert_eq!(raw.arena_bytes, 0, "{raw:?}");
+    assert_eq!(raw.model_heap_bytes, 0, "{raw:?}");
     Ok(())
 }
 
