@@ -106,6 +106,11 @@ impl ClassifierGuest for Component {
 
 impl bindings::Guest for Component {
     fn wizer_initialize() {
+        // The export stays in the snapshot; called again, it must not hand the arena's memory
+        // out a second time.
+        if model::preinitialized() {
+            return;
+        }
         SCRUB_FREED_MEMORY.store(true, Ordering::SeqCst);
         model::preinitialize(|start, len| {
             // SAFETY: the file's memory is zeroed and never read again (see `model`).
