@@ -164,8 +164,7 @@ impl Default for Arena {
 }
 
 /// Blocks of 16 B to 64 KiB (in steps of 16 B up to 512 B, then powers of two) over one region
-/// of memory: freed
-/// blocks go on a list per size and are handed out again. Disabled until
+/// of memory: freed blocks go on a list per size and are handed out again. Disabled until
 /// [`enable`](BlockHeap::enable)d; after [`seal`](BlockHeap::seal) it serves nothing more and
 /// keeps what it holds.
 ///
@@ -219,9 +218,8 @@ impl BlockHeap {
         self.next.set(start);
     }
 
-    /// Stops serving; returns where the blocks handed out end (the rest of the region is unused
-    /// and still zero).
-    pub fn seal(&self) -> *mut u8 {
+    /// Stops serving. The region past [`used`](BlockHeap::used) bytes stays unused and zero.
+    pub fn seal(&self) {
         self.sealed.set(true);
         // The free lists are not needed any more: zero their links, so free blocks are all
         // zero again (the snapshot stores only non-zero memory, each run as one data segment).
@@ -232,7 +230,6 @@ impl BlockHeap {
                 block = unsafe { (block as *mut usize).replace(0) };
             }
         }
-        self.next.get() as *mut u8
     }
 
     /// Bytes from the region's start to the end of the last block handed out.
@@ -297,8 +294,10 @@ impl BlockHeap {
 
     /// Whether `ptr`'s block also holds `new_size` bytes (then it stays where it is).
     pub fn fits_in_place(&self, layout: Layout, new_size: usize) -> bool {
-        Layout::from_size_align(new_size, layout.align())
-            .is_ok_and(|new| Self::class(new).is_some() && Self::class(new) == Self::class(layout))
+        Layout::from_size_align(new_size, layout.align()).is_ok_and(|new| {
+            let class = Self::class(new);
+            class.is_some() && class == Self::class(layout)
+        })
     }
 }
 
@@ -486,12 +485,13 @@ mod tests {
         assert!(h.alloc(layout(128, 8)).is_some());
         assert_eq!(h.alloc(layout(1, 1)), None, "full");
         let mut buffer = vec![0u8; 4096];
+        let start = buffer.as_ptr() as usize;
         let h = heap(&mut buffer);
         let a = h.alloc(layout(16, 8)).unwrap();
         let b = h.alloc(layout(16, 8)).unwrap();
         h.dealloc(b, layout(16, 8));
-        let end = h.seal();
-        assert_eq!(end as usize, b as usize + 16);
+        h.seal();
+        assert_eq!(start + h.used(), b as usize + 16);
         let b = unsafe { std::slice::from_raw_parts(b, 16) };
         assert!(
             b.iter().all(|&x| x == 0),

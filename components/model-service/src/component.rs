@@ -121,7 +121,8 @@ impl bindings::Guest for Component {
         // The last step, so that the snapshot holds an arena nothing was allocated from: the
         // rest of the model file's memory, after the model's own blocks.
         if let Some((start, len)) = model::released_model_file() {
-            let used = MODEL_HEAP.seal() as usize - start as usize;
+            MODEL_HEAP.seal();
+            let used = MODEL_HEAP.used();
             // SAFETY: zeroed, never read again, and no block of the model heap lies beyond `used`.
             unsafe { ARENA.enable(start.add(used), len - used) };
         }
@@ -167,11 +168,10 @@ static SCRUB_FREED_MEMORY: AtomicBool = AtomicBool::new(false);
 
 /// The component's allocator: [`ARENA`] first (which serves nothing until the snapshot is
 /// taken), then [`MODEL_HEAP`] (which serves only while pre-initialization builds the model),
-/// then the system allocator. While pre-initialization
-/// loads the model it also zeroes memory as it is freed: the snapshot stores every non-zero
-/// byte of memory, freed or not, and without this it carried the raw weights tract reads from
-/// the NNEF file and drops once they are packed (2.4 MB). Serving never sets that flag, so a
-/// request pays one relaxed load per free.
+/// then the system allocator. While pre-initialization loads the model it also zeroes memory
+/// as it is freed: the snapshot stores every non-zero byte of memory, freed or not, and without
+/// this it carried the raw weights tract reads from the NNEF file and drops once they are
+/// packed (2.4 MB). Serving never sets that flag, so a request pays one relaxed load per free.
 struct ComponentAllocator;
 
 // SAFETY: every block comes from the arena or the model heap, which hand out disjoint, aligned

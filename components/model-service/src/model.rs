@@ -97,20 +97,13 @@ struct CardHead {
 impl Classifier {
     /// Parses, optimizes and plans the built-in model (the expensive step).
     pub fn load() -> Result<Classifier> {
-        let nnef = BUILT_IN_NNEF.bytes().context(
-            "the built-in model file was released after pre-initialization loaded the model",
-        )?;
-        Classifier::from_parts(nnef, TOKENIZER_JSON, MODEL_CARD_JSON)
+        Classifier::build(read_built_in, TOKENIZER_JSON, MODEL_CARD_JSON)
     }
 
     /// Parses, optimizes and plans a model from its files' contents. A missing or corrupt part is
     /// an error naming it (so a bad model fails the build's snapshot step, never a request).
     pub fn from_parts(nnef: &[u8], tokenizer_json: &str, card_json: &str) -> Result<Classifier> {
-        Classifier::build(
-            || crate::reader::read(nnef).context("built-in NNEF model is invalid"),
-            tokenizer_json,
-            card_json,
-        )
+        Classifier::build(|| read_nnef(nnef), tokenizer_json, card_json)
     }
 
     /// [`from_parts`](Self::from_parts) with the NNEF file's reading left to `read`, which
@@ -175,6 +168,18 @@ impl Classifier {
     }
 }
 
+/// The model graph in an NNEF file.
+fn read_nnef(nnef: &[u8]) -> Result<TypedModel> {
+    crate::reader::read(nnef).context("built-in NNEF model is invalid")
+}
+
+/// The model graph in the built-in model file, unless pre-initialization has released it.
+fn read_built_in() -> Result<TypedModel> {
+    read_nnef(BUILT_IN_NNEF.bytes().context(
+        "the built-in model file was released after pre-initialization loaded the model",
+    )?)
+}
+
 /// Loads the model into this instance's global; called by the build-time snapshot hook.
 ///
 /// Inside the component this also zeroes the built-in model file as soon as it has been read,
@@ -185,11 +190,8 @@ impl Classifier {
 pub(crate) fn preinitialize(build_in: impl FnOnce(*mut u8, usize)) -> Result<()> {
     if CLASSIFIER.get().is_none() {
         let read = || {
-            let nnef = BUILT_IN_NNEF.bytes().context(
-                "the built-in model file was released after pre-initialization loaded the model",
-            )?;
-            let model = crate::reader::read(nnef).context("built-in NNEF model is invalid")?;
-            // SAFETY: the only reader, `reader::read`, has returned, and a wasm instance runs
+            let model = read_built_in()?;
+            // SAFETY: the only reader, `read_built_in`, has returned, and a wasm instance runs
             // one thread.
             unsafe { BUILT_IN_NNEF.release() };
             if let Some((start, len)) = BUILT_IN_NNEF.released() {
