@@ -42,7 +42,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBE = ROOT / "kubernetes"
-OVERLAYS = ["single", "canary", "autoscaling"]
+OVERLAYS = ["single", "canary", "autoscaling", "local-registry"]
 K8S_VERSION = "1.33.0"  # what the provisioning installs (k3s v1.33)
 LABELS = ["app.kubernetes.io/name", "app.kubernetes.io/component", "app.kubernetes.io/part-of", "app.kubernetes.io/version"]
 # Metrics that come from Prometheus itself, not the app.
@@ -310,8 +310,12 @@ def check_references(docs: list[dict], problems: list[str], where: str) -> None:
         if sel and not any(matches(sel, pl) for _, pl, _ in workloads):
             bad(f"{ident(ef)}: workloadSelector {sel} matches no pods")
 
+    rendered_namespaces = {d["metadata"].get("namespace") for d in docs} | {n["metadata"]["name"] for n in by_kind(docs, "Namespace")}
     for sm in by_kind(docs, "ServiceMonitor"):
         ns_names = sm["spec"].get("namespaceSelector", {}).get("matchNames", [sm["metadata"].get("namespace")])
+        if not set(ns_names) & rendered_namespaces:
+            # Another stack's Service (istiod): check_mesh_telemetry checks what it selects.
+            continue
         sel = sm["spec"]["selector"].get("matchLabels", {})
         targets = [s for s in services if s["metadata"].get("namespace") in ns_names and matches(sel, s["metadata"].get("labels", {}))]
         if not targets:
@@ -353,6 +357,116 @@ def check_references(docs: list[dict], problems: list[str], where: str) -> None:
             image = c["image"]
             if ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest"):
                 bad(f"{ident(d)}: container {c['name']} image `{image}` is not pinned")
+
+
+def check_apply_order(docs: list[dict], problems: list[str], where: str) -> None:
+    """`kubectl apply` creates objects in the rendered order, and admission runs per object.
+
+    spin-operator's validating webhook (failurePolicy Fail, internal/webhook/spinapp_validating.go)
+    refuses a SpinApp whose SpinAppExecutor does not exist yet; a namespaced object needs its
+    Namespace first.
+    """
+    position = {}
+    for i, d in enumerate(docs):
+        position.setdefault((d.get("kind"), d["metadata"]["name"], d["metadata"].get("namespace")), i)
+    namespaces = {d["metadata"]["name"]: i for i, d in enumerate(docs) if d.get("kind") == "Namespace"}
+    for i, d in enumerate(docs):
+        ns = d["metadata"].get("namespace")
+        if ns in namespaces and namespaces[ns] > i:
+            problems.append(f"{where}: {ident(d)} is rendered before its Namespace {ns}")
+        if d.get("kind") == "SpinApp":
+            at = position.get(("SpinAppExecutor", d["spec"].get("executor"), ns))
+            if at is not None and at > i:
+                problems.append(
+                    f"{where}: {ident(d)} is rendered before its SpinAppExecutor "
+                    f"`{d['spec'].get('executor')}`: the operator's webhook refuses it on the first apply")
+
+
+def check_operator_names(docs: list[dict], problems: list[str], where: str) -> None:
+    """Objects spin-operator creates for each SpinApp (internal/controller/spinapp_controller.go):
+    a Deployment and a Service named after it (force-applied by server-side apply, so a project
+    object of the same kind and name would be overwritten on every reconcile), a runtime-config
+    Secret `<name>-<adler32 hex>`, and the executor's CA Secret (`spin-ca` by default)."""
+    owned = {}
+    for a in by_kind(docs, "SpinApp"):
+        ns = a["metadata"].get("namespace")
+        for kind in ("Deployment", "Service"):
+            owned[(kind, a["metadata"]["name"], ns)] = ident(a)
+    for e in by_kind(docs, "SpinAppExecutor"):
+        cfg = e["spec"].get("deploymentConfig", {})
+        if cfg.get("installDefaultCACerts"):
+            owned[("Secret", cfg.get("caCertSecret") or "spin-ca", e["metadata"].get("namespace"))] = ident(e)
+    apps = {a["metadata"]["name"] for a in by_kind(docs, "SpinApp")}
+    for d in docs:
+        key = (d.get("kind"), d["metadata"]["name"], d["metadata"].get("namespace"))
+        if key in owned:
+            problems.append(f"{where}: {ident(d)} has the name of the {key[0]} spin-operator creates for {owned[key]}")
+        elif d.get("kind") == "Secret":
+            m = re.fullmatch(r"(.+)-[0-9a-f]{1,8}", d["metadata"]["name"])
+            if m and m.group(1) in apps:
+                problems.append(f"{where}: {ident(d)} looks like the runtime-config Secret spin-operator creates for SpinApp/{m.group(1)}")
+
+
+ISTIO_KINDS = {"VirtualService", "DestinationRule", "Gateway", "EnvoyFilter"}
+
+
+def check_mesh_telemetry(docs: list[dict], problems: list[str], where: str) -> None:
+    """What the mesh relies on must be scraped: Kiali's graph and the canary's per-version traffic
+    come from the Envoys' istio_* metrics (container port `http-envoy-prom`, /stats/prometheus),
+    and its control-plane pages from istiod (Service label istio=pilot, port http-monitoring)."""
+    if not any(d.get("kind") in ISTIO_KINDS for d in docs):
+        return
+    envoy = [
+        pm for pm in by_kind(docs, "PodMonitor")
+        if pm["metadata"].get("labels", {}).get("release") == "prometheus"
+        and pm["spec"].get("namespaceSelector", {}).get("any") is True
+        and any(ep.get("port") == "http-envoy-prom" and ep.get("path") == "/stats/prometheus"
+                for ep in pm["spec"].get("podMetricsEndpoints", []))
+    ]
+    if not envoy:
+        problems.append(
+            f"{where}: Istio resources are rendered but no PodMonitor (release: prometheus, all namespaces) "
+            "scrapes the Envoys' port http-envoy-prom at /stats/prometheus: Kiali's graph would stay empty")
+    istiod = [
+        sm for sm in by_kind(docs, "ServiceMonitor")
+        if sm["metadata"].get("labels", {}).get("release") == "prometheus"
+        and sm["spec"].get("selector", {}).get("matchLabels", {}).get("istio") == "pilot"
+        and "istio-system" in sm["spec"].get("namespaceSelector", {}).get("matchNames", [])
+        and any(ep.get("port") == "http-monitoring" for ep in sm["spec"].get("endpoints", []))
+    ]
+    if not istiod:
+        problems.append(f"{where}: Istio resources are rendered but no ServiceMonitor scrapes istiod (istio=pilot, port http-monitoring)")
+
+
+STICKY_COOKIE = "phishing-version"
+
+
+def check_sticky_canary(docs: list[dict], problems: list[str], where: str) -> None:
+    """A split between versions at the gateway must hold per session: each weighted destination
+    sets the cookie naming its subset, and an earlier rule sends requests with that cookie to the
+    same subset. Otherwise a person served the v2 page can have its /api/* calls answered by v1."""
+    for vs in by_kind(docs, "VirtualService"):
+        if not [g for g in vs["spec"].get("gateways", []) if g != "mesh"]:
+            continue
+        rules = vs["spec"].get("http", [])
+        for i, rule in enumerate(rules):
+            routes = rule.get("route", [])
+            if len(routes) < 2:
+                continue
+            for r in routes:
+                subset = r["destination"].get("subset")
+                cookie = r.get("headers", {}).get("response", {}).get("add", {}).get("set-cookie", "")
+                if not cookie.startswith(f"{STICKY_COOKIE}={subset};"):
+                    problems.append(f"{where}: {ident(vs)}: route `{rule.get('name')}` sends users to subset {subset} without setting the cookie `{STICKY_COOKIE}={subset}`")
+                    continue
+                sticky = [
+                    earlier for earlier in rules[:i]
+                    if [x["destination"].get("subset") for x in earlier.get("route", [])] == [subset]
+                    and any(re.fullmatch(m.get("headers", {}).get("cookie", {}).get("regex", "(?!)"), f"a=b; {STICKY_COOKIE}={subset}")
+                            for m in earlier.get("match", []))
+                ]
+                if not sticky:
+                    problems.append(f"{where}: {ident(vs)}: no rule before `{rule.get('name')}` sends the cookie `{STICKY_COOKIE}={subset}` back to subset {subset}")
 
 
 def route_serves(spin: dict, component: str, path: str) -> bool:
@@ -486,9 +600,11 @@ def scrape_check(docs: list[dict]) -> list[str]:
     if not host.exists() or prometheus is None:
         skip_or_fail(f"scrape check needs {host} (cargo build --release -p wasm-host) and prometheus (apt-get install prometheus)")
         return []
-    sm = by_kind(docs, "ServiceMonitor")[0]
+    sm = next(m for m in by_kind(docs, "ServiceMonitor") if m["metadata"]["name"] == "app-metrics")
     ep = sm["spec"]["endpoints"][0]
-    job = sm["spec"]["selector"]["matchLabels"]["app"]
+    # Prometheus Operator's job label: the scraped Service's name.
+    job = next(s["metadata"]["name"] for s in by_kind(docs, "Service")
+               if matches(sm["spec"]["selector"]["matchLabels"], s["metadata"].get("labels", {})))
     app_port, prom_port = free_port(), free_port()
     procs = []
     problems = []
@@ -579,6 +695,10 @@ def check_all(renders: dict[str, list[dict]], crds, metrics_file) -> list[str]:
     for name, docs in renders.items():
         check_schemas(docs, crds, problems, name)
         check_references(docs, problems, name)
+        check_apply_order(docs, problems, name)
+        check_operator_names(docs, problems, name)
+        check_mesh_telemetry(docs, problems, name)
+        check_sticky_canary(docs, problems, name)
         check_prometheus(docs, problems, name, metrics_file)
     return problems
 

@@ -107,3 +107,32 @@ class PromqlNames(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+    def test_spinapps_before_their_executor(self):
+        # The render order is the apply order: the operator's webhook refuses these SpinApps.
+        docs = copy.deepcopy(self.docs)
+        executor = next(d for d in docs if d["kind"] == "SpinAppExecutor")
+        docs.remove(executor)
+        docs.append(executor)
+        self.assert_reported(docs, "SpinApp/app-v1 is rendered before its SpinAppExecutor `containerd-shim-spin`")
+
+    def test_a_service_named_like_a_spinapp(self):
+        docs, svc = self.broken("Service", "app-metrics-scrape")
+        svc["metadata"]["name"] = "app-metrics"
+        self.assert_reported(docs, "Service/app-metrics has the name of the Service spin-operator creates for SpinApp/app-metrics")
+
+    def test_envoy_metrics_not_scraped(self):
+        docs = [d for d in copy.deepcopy(self.docs) if d["kind"] != "PodMonitor"]
+        self.assert_reported(docs, "no PodMonitor (release: prometheus, all namespaces) scrapes the Envoys' port http-envoy-prom")
+
+    def test_istiod_not_scraped(self):
+        docs, sm = self.broken("ServiceMonitor", "istiod")
+        sm["spec"]["endpoints"][0]["port"] = "http"
+        self.assert_reported(docs, "no ServiceMonitor scrapes istiod")
+
+    def test_a_canary_split_per_request(self):
+        # Without the cookie rules a person's page and its /api/* calls can land on two versions.
+        docs, vs = self.broken("VirtualService", "app")
+        vs["spec"]["http"] = vs["spec"]["http"][-1:]
+        self.assert_reported(docs, "no rule before `app` sends the cookie `phishing-version=v2` back to subset v2")
+
