@@ -63,10 +63,10 @@ step "fuzz smoke (cargo-fuzz/libFuzzer, 15 s per target): lib-ml and both compon
 CARGO_TOOLS="${XDG_CACHE_HOME:-$HOME/.cache}/phishing-spin/cargo-tools"
 [ -x "$CARGO_TOOLS/bin/cargo-fuzz" ] || cargo install --locked --quiet --root "$CARGO_TOOLS" cargo-fuzz --version 0.13.2
 mkdir -p target/test-output
-for target in tokenizer_encode tokenizer_json dataset_lines app_request model_service_request; do
+for target in tokenizer_encode tokenizer_json dataset_lines app_request model_service_request allocator; do
     log="$PWD/target/test-output/fuzz-$target.log"
     features=()
-    [ "$target" = model_service_request ] && features=(--features model-service)
+    case $target in model_service_request | allocator) features=(--features model-service) ;; esac
     if ! (cd fuzz && PATH="$CARGO_TOOLS/bin:$PATH" cargo fuzz run --sanitizer none "${features[@]}" "$target" -- -max_total_time=15 -seed=1 >"$log" 2>&1); then
         tail -n 40 "$log"
         echo "fuzz target $target failed (artifact under fuzz/artifacts/$target)" >&2

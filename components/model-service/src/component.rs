@@ -1,10 +1,10 @@
 //! The wasm glue: Spin's HTTP trigger, the WIT `classifier` export, the snapshot hook.
 
-use crate::arena::{Arena, BlockHeap};
+use crate::arena::{Arena, BlockHeap, Layered};
 use crate::{api, model};
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::System;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Converts Spin's request to the plain API and back. Nothing else happens here.
@@ -114,17 +114,15 @@ impl bindings::Guest for Component {
         SCRUB_FREED_MEMORY.store(true, Ordering::SeqCst);
         model::preinitialize(|start, len| {
             // SAFETY: the file's memory is zeroed and never read again (see `model`).
-            unsafe { MODEL_HEAP.enable(start, len.min(MODEL_HEAP_MAX)) }
+            unsafe { ALLOCATOR.enable_heap(start, len, MODEL_HEAP_MAX) }
         })
         .expect("the built-in model loads");
         SCRUB_FREED_MEMORY.store(false, Ordering::SeqCst);
         // The last step, so that the snapshot holds an arena nothing was allocated from: the
         // rest of the model file's memory, after the model's own blocks.
         if let Some((start, len)) = model::released_model_file() {
-            MODEL_HEAP.seal();
-            let used = MODEL_HEAP.used();
-            // SAFETY: zeroed, never read again, and no block of the model heap lies beyond `used`.
-            unsafe { ARENA.enable(start.add(used), len - used) };
+            // SAFETY: zeroed and never read again but by these two allocators.
+            unsafe { ALLOCATOR.hand_over(start, len) };
         }
         zero_stack_below_here();
     }
@@ -163,7 +161,7 @@ static MODEL_HEAP: BlockHeap = BlockHeap::new();
 /// resident.
 const MODEL_HEAP_MAX: usize = 640 << 10;
 
-/// Set while the model loads for the snapshot; see [`ComponentAllocator`].
+/// Set while the model loads for the snapshot; see [`Layered`].
 static SCRUB_FREED_MEMORY: AtomicBool = AtomicBool::new(false);
 
 /// The component's allocator: [`ARENA`] first (which serves nothing until the snapshot is
@@ -172,76 +170,13 @@ static SCRUB_FREED_MEMORY: AtomicBool = AtomicBool::new(false);
 /// as it is freed: the snapshot stores every non-zero byte of memory, freed or not, and without
 /// this it carried the raw weights tract reads from the NNEF file and drops once they are
 /// packed (2.4 MB). Serving never sets that flag, so a request pays one relaxed load per free.
-struct ComponentAllocator;
-
-// SAFETY: every block comes from the arena or the model heap, which hand out disjoint, aligned
-// ranges of memory only they use, or from `System` with the layout it was given; each is given
-// back to whichever handed it out. The only addition is zeroing a block the caller has just
-// given up.
-unsafe impl GlobalAlloc for ComponentAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        match ARENA.alloc(layout).or_else(|| MODEL_HEAP.alloc(layout)) {
-            Some(ptr) => ptr,
-            None => unsafe { System.alloc(layout) },
-        }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if let Some(ptr) = ARENA.alloc_zeroed(layout) {
-            return ptr;
-        }
-        if let Some(ptr) = MODEL_HEAP.alloc(layout) {
-            // SAFETY: just handed out; a reused block is not zero.
-            unsafe { ptr.write_bytes(0, layout.size()) };
-            return ptr;
-        }
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if ARENA.owns(ptr) {
-            return ARENA.dealloc(ptr, layout);
-        }
-        if SCRUB_FREED_MEMORY.load(Ordering::Relaxed) {
-            unsafe { ptr.write_bytes(0, layout.size()) };
-            // Stores right before a free are dead to the optimizer, which would drop the zeroing
-            // without this (as it did: the snapshot kept the weights).
-            std::hint::black_box(ptr);
-        }
-        if MODEL_HEAP.owns(ptr) {
-            return MODEL_HEAP.dealloc(ptr, layout);
-        }
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let in_arena = ARENA.owns(ptr);
-        if in_arena && ARENA.realloc_in_place(ptr, layout, new_size).is_some() {
-            return ptr;
-        }
-        let in_model_heap = MODEL_HEAP.owns(ptr);
-        if in_model_heap && MODEL_HEAP.fits_in_place(layout, new_size) {
-            return ptr;
-        }
-        if !in_arena && !in_model_heap && !SCRUB_FREED_MEMORY.load(Ordering::Relaxed) {
-            return unsafe { System.realloc(ptr, layout, new_size) };
-        }
-        // Moved by hand: out of the arena or the model heap, or (while scrubbing) because
-        // `System.realloc` would free the old block itself, unscrubbed.
-        // SAFETY: the caller guarantees `new_size`, rounded up to `layout.align()`, fits `isize`.
-        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        let new = unsafe { self.alloc(new_layout) };
-        if !new.is_null() {
-            unsafe {
-                std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
-                self.dealloc(ptr, layout);
-            }
-        }
-        new
-    }
-}
-
+/// Its safety argument, and the property test that checks it natively, are in [`crate::arena`].
 #[global_allocator]
-static ALLOCATOR: ComponentAllocator = ComponentAllocator;
+static ALLOCATOR: Layered<'static, System> = Layered {
+    arena: &ARENA,
+    heap: &MODEL_HEAP,
+    fallback: System,
+    scrub_freed_memory: &SCRUB_FREED_MEMORY,
+};
 
 bindings::export!(Component with_types_in bindings);

@@ -5,6 +5,8 @@
 //! loaded model) live in `component`, compiled only for wasm.
 #![deny(missing_docs)]
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod alloc_check;
 pub mod api;
 pub mod arena;
 pub mod kernel;
