@@ -65,7 +65,7 @@ class BrokenManifestsFail(unittest.TestCase):
 
     def test_weights_that_do_not_sum_to_100(self):
         docs, vs = self.broken("VirtualService", "app")
-        vs["spec"]["http"][0]["route"][1]["weight"] = 20
+        vs["spec"]["http"][-1]["route"][1]["weight"] = 20
         self.assert_reported(docs, "weights sum to 110, not 100")
 
     def test_promql_naming_a_metric_the_app_does_not_expose(self):
@@ -98,16 +98,6 @@ class BrokenManifestsFail(unittest.TestCase):
         self.assert_reported(docs, "executor `containerd-shim` is not a SpinAppExecutor")
 
 
-class PromqlNames(unittest.TestCase):
-    def test_names_exclude_functions_labels_and_keywords(self):
-        expr = ('histogram_quantile(0.95, sum by (version, le) (rate(a_bucket{job="x"}[5m]))) > 0.25 '
-                'and on (version) sum without (pod) (b_total) / scalar(up)')
-        self.assertEqual(check.metric_names(expr), {"a_bucket", "b_total", "up"})
-
-
-if __name__ == "__main__":
-    unittest.main()
-
     def test_spinapps_before_their_executor(self):
         # The render order is the apply order: the operator's webhook refuses these SpinApps.
         docs = copy.deepcopy(self.docs)
@@ -136,3 +126,13 @@ if __name__ == "__main__":
         vs["spec"]["http"] = vs["spec"]["http"][-1:]
         self.assert_reported(docs, "no rule before `app` sends the cookie `phishing-version=v2` back to subset v2")
 
+
+class PromqlNames(unittest.TestCase):
+    def test_names_exclude_functions_labels_and_keywords(self):
+        expr = ('histogram_quantile(0.95, sum by (version, le) (rate(a_bucket{job="x"}[5m]))) > 0.25 '
+                'and on (version) sum without (pod) (b_total) / scalar(up)')
+        self.assertEqual(check.metric_names(expr), {"a_bucket", "b_total", "up"})
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -12,8 +12,10 @@
 #![deny(missing_docs)]
 
 pub mod augment;
+pub mod baseline;
 pub mod card;
 pub mod data;
+pub mod holdout;
 pub mod kernels;
 pub mod metrics;
 pub mod model;

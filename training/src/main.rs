@@ -17,6 +17,10 @@ struct Cli {
     /// Data directory with train.txt, val.txt, test.txt (overrides the params file).
     #[arg(long, env = "PHISHING_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// Directory of the held-out sources for `holdout` (default: `phishing-extra` beside the data
+    /// directory).
+    #[arg(long, env = "PHISHING_EXTRA_DIR", global = true)]
+    extra_dir: Option<PathBuf>,
     /// Output directory for every artifact (`model` to release).
     #[arg(long, default_value = "training/out", global = true)]
     out: PathBuf,
@@ -37,6 +41,9 @@ enum Stage {
     Evaluate,
     /// Export ONNX, check it with tract, write its NNEF form and the model card.
     Export,
+    /// The evaluation protocol: the trained model and the n-gram baseline on the test split and
+    /// the held-out sources (holdout.json, reliability plots).
+    Holdout,
     /// Only rewrite `model.nnef.tar` from the `model.onnx` in the output directory (no data needed).
     Nnef,
     /// Every stage in order.
@@ -55,8 +62,20 @@ fn run(cli: Cli) -> Result<()> {
     if let Some(dir) = cli.data_dir {
         params.data.dir = dir;
     }
+    let extra_dir = cli.extra_dir.unwrap_or_else(|| {
+        params
+            .data
+            .dir
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("phishing-extra")
+    });
     let mut run = Run::new(params, &cli.out, !cli.quiet)?;
     let splits = run.check()?;
+    if cli.stage == Stage::Holdout {
+        run.holdout(&splits, &extra_dir)?;
+        return Ok(());
+    }
     if matches!(cli.stage, Stage::Train | Stage::All) {
         run.train(&splits)?;
     }

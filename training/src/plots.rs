@@ -146,6 +146,27 @@ pub fn roc(points: &[(f64, f64)], auc: f64, split: &str) -> String {
     )
 }
 
+/// A named line of points.
+pub type Curve = (String, Vec<(f64, f64)>);
+
+/// Reliability curves: mean score against the share of phishing rows per score bin, one line per
+/// model (a calibrated model lies on the diagonal).
+pub fn reliability(set: &str, curves: &[Curve]) -> String {
+    let mut series: Vec<(&str, Vec<(f64, f64)>)> = curves
+        .iter()
+        .map(|(n, p)| (n.as_str(), p.clone()))
+        .collect();
+    series.push(("calibrated", vec![(0.0, 0.0), (1.0, 1.0)]));
+    line_chart(
+        &format!("Reliability ({set})"),
+        "mean score in bin",
+        "share of phishing in bin",
+        (0.0, 1.0),
+        (0.0, 1.0),
+        &series,
+    )
+}
+
 /// Loss and accuracy per epoch, training and validation.
 pub fn history(h: &[EpochRecord]) -> String {
     let n = h.len().max(2) as f64;

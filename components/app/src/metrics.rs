@@ -428,7 +428,30 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("commit=\"abc\\\"def\""), "{text}");
-        // No feedback yet: the ratio has no sample.
-        assert!(!text.contains("disagreement_ratio 0"), "{text}");
+        // No feedback yet: the ratio has no sample (only its HELP and TYPE lines).
+        assert_eq!(disagreement_samples(&text), Vec::<String>::new(), "{text}");
+        // One disagreeing and three agreeing answers for v1: a sample of 0.25, for v1 only.
+        store
+            .increment(&Counter::Feedback(false).key("v1"), 1)
+            .unwrap();
+        store
+            .increment(&Counter::Feedback(true).key("v1"), 3)
+            .unwrap();
+        let text = render(&read_all(&store, "v1").unwrap(), &build, 0);
+        assert_eq!(
+            disagreement_samples(&text),
+            [format!(
+                "{PREFIX}_feedback_disagreement_ratio{{version=\"v1\"}} 0.25"
+            )],
+            "{text}"
+        );
+    }
+
+    fn disagreement_samples(text: &str) -> Vec<String> {
+        let name = format!("{PREFIX}_feedback_disagreement_ratio");
+        text.lines()
+            .filter(|l| l.starts_with(&name))
+            .map(str::to_string)
+            .collect()
     }
 }

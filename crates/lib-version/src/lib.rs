@@ -93,10 +93,29 @@ mod tests {
         }
     }
 
+    // The version must be the workspace's, read from the manifest itself (not restated from the
+    // same compile-time variable `version()` uses).
     #[test]
-    fn version_comes_from_cargo() {
-        assert_eq!(version().version, env!("CARGO_PKG_VERSION"));
-        assert!(version().version.split('.').count() == 3);
+    fn version_is_the_workspace_manifests() {
+        let manifest = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml"),
+        )
+        .unwrap();
+        let section = manifest
+            .split("[workspace.package]")
+            .nth(1)
+            .expect("the workspace manifest has [workspace.package]");
+        let declared = section
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("version = "))
+            .expect("[workspace.package] declares a version")
+            .trim_matches('"');
+        assert_eq!(version().version, declared);
+        let parts: Vec<&str> = declared.split('.').collect();
+        assert!(
+            parts.len() == 3 && parts.iter().all(|p| p.parse::<u64>().is_ok()),
+            "{declared} is not MAJOR.MINOR.PATCH"
+        );
     }
 
     #[test]

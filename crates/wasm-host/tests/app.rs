@@ -146,7 +146,7 @@ fn predict_chains_to_the_model_service() {
         assert_eq!(v["url"], url);
         assert_eq!(v["model_version"], released_model_version());
         let score = v["score"].as_f64().unwrap();
-        assert_eq!(score >= 0.5, label == "phishing");
+        assert_eq!(score >= released_model_threshold(), label == "phishing");
     }
     let s = metrics(&host);
     assert_eq!(
@@ -467,6 +467,13 @@ fn released_model_version() -> String {
     let card = std::fs::read_to_string(manifest().with_file_name("model/model-card.json")).unwrap();
     let card: Value = serde_json::from_str(&card).unwrap();
     card["version"].as_str().unwrap().to_string()
+}
+
+/// The operating threshold in `model/model-card.json`.
+fn released_model_threshold() -> f64 {
+    let card = std::fs::read_to_string(manifest().with_file_name("model/model-card.json")).unwrap();
+    let card: Value = serde_json::from_str(&card).unwrap();
+    card["threshold"].as_f64().unwrap()
 }
 
 fn lib_version_version() -> String {

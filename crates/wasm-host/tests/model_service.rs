@@ -60,7 +60,7 @@ fn predict_returns_label_score_and_model_version() -> anyhow::Result<()> {
     );
     let score = v["score"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&score));
-    let label = if score >= 0.5 {
+    let label = if score >= model_card()["threshold"].as_f64().unwrap() {
         "phishing"
     } else {
         "legitimate"
