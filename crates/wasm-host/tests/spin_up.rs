@@ -1,0 +1,243 @@
+//! The README's run command on the real Spin CLI: `spin up` serves the built components, and the
+//! README's `curl` examples answer as the README says they do.
+//!
+//! Needs the Spin CLI (`$SPIN_BIN`, default `../shared/tools/spin`) and the components built by
+//! `spin build` (or the test command's build step). Under CI (`CI=true`) a missing binary or
+//! component fails the test; elsewhere it is skipped with a message.
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `spin up`, stopped when dropped.
+struct SpinUp {
+    child: Child,
+    port: u16,
+    _state: TempDir,
+}
+
+impl Drop for SpinUp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn on_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+fn built_components(root: &Path) -> bool {
+    let missing: Vec<String> = ["app.wasm", "model_service.prewarmed.wasm"]
+        .iter()
+        .map(|f| root.join("target/wasm32-wasip2/component").join(f))
+        .filter(|p| !p.is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!(
+        "{} not built; run `spin build` (or scripts/test.sh's build step) first",
+        missing.join(", ")
+    );
+    assert!(!on_ci(), "{msg} (required under CI)");
+    eprintln!("SKIPPED: {msg}");
+    false
+}
+
+/// Starts `spin up` on a free loopback port with its state in a fresh directory; `None` when Spin
+/// or the components are missing outside CI.
+fn spin_up() -> Option<SpinUp> {
+    let spin = test_support::shared_path("SPIN_BIN", "tools/spin")?;
+    let root = test_support::workspace_root();
+    if !built_components(&root) {
+        return None;
+    }
+    let port = free_port();
+    let state =
+        TempDir(std::env::temp_dir().join(format!("spin-up-{}-{port}", std::process::id())));
+    let log =
+        std::fs::File::create(std::env::temp_dir().join(format!("spin-up-{port}.log"))).unwrap();
+    let child = Command::new(&spin)
+        .args(["up", "-f"])
+        .arg(root.join("spin.toml"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
+        .arg(&state.0)
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|e| panic!("failed to start `{}`: {e}", spin.display()));
+    let up = SpinUp {
+        child,
+        port,
+        _state: state,
+    };
+    // The first start compiles both components (Cranelift), seconds on 2 cores.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while request(port, "GET", "/health", None).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "spin up did not answer on 127.0.0.1:{port} within 180 s (log: {})",
+            std::env::temp_dir()
+                .join(format!("spin-up-{port}.log"))
+                .display()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    Some(up)
+}
+
+/// One HTTP/1.1 request with `Connection: close`: (status, body).
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = json.unwrap_or("");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    if json.is_some() {
+        head += &format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+    }
+    s.write_all(format!("{head}\r\n{body}").as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line in {head:?}")))?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out += &rest[..n];
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A `curl` line of the README's Run section and the answer documented under it.
+struct Example {
+    path: String,
+    json: Option<String>,
+    /// The `# -> ...` line after it: a JSON object whose fields the answer must have, or text the
+    /// answer must contain.
+    documented: String,
+}
+
+fn readme_examples() -> Vec<Example> {
+    let readme = std::fs::read_to_string(test_support::workspace_root().join("README.md")).unwrap();
+    let run = readme
+        .split("## Run")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README.md has a Run section");
+    let lines: Vec<&str> = run.lines().collect();
+    let mut examples = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(rest) = line.trim().strip_prefix("curl -s localhost:3000") else {
+            continue;
+        };
+        let path = rest.split_whitespace().next().unwrap().to_string();
+        let json = rest
+            .split_once("-d '")
+            .map(|(_, d)| d.trim_end_matches('\'').to_string());
+        let documented = lines
+            .get(i + 1)
+            .and_then(|l| l.trim().strip_prefix("# -> "))
+            .unwrap_or_else(|| panic!("README: no `# -> ...` answer under `{line}`"))
+            .to_string();
+        examples.push(Example {
+            path,
+            json,
+            documented,
+        });
+    }
+    examples
+}
+
+#[test]
+fn the_readme_curl_examples_answer_as_documented_on_spin_up() {
+    let examples = readme_examples();
+    assert!(
+        examples.len() >= 3,
+        "README's Run section lost its curl examples"
+    );
+    let Some(up) = spin_up() else {
+        return;
+    };
+    for ex in &examples {
+        let method = if ex.json.is_some() { "POST" } else { "GET" };
+        let (status, body) = request(up.port, method, &ex.path, ex.json.as_deref()).unwrap();
+        assert_eq!(status, 200, "{method} {}: {body}", ex.path);
+        match serde_json::from_str::<Value>(&ex.documented) {
+            Ok(Value::Object(want)) => {
+                let got: Value = serde_json::from_str(&body)
+                    .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {body}", ex.path));
+                for (k, v) in &want {
+                    assert_eq!(&got[k], v, "{} field `{k}`: {body}", ex.path);
+                }
+            }
+            _ => assert!(
+                body.contains(&ex.documented),
+                "{}: `{}` not in {body}",
+                ex.path,
+                ex.documented
+            ),
+        }
+    }
+    // Service chaining reached the model-service: the app counted the verdict it served.
+    let (_, metrics) = request(up.port, "GET", "/metrics", None).unwrap();
+    assert!(
+        metrics
+            .contains("phishing_app_predictions_total{version=\"local\",label=\"legitimate\"} 1"),
+        "{metrics}"
+    );
+    // Each component answers its own probe when both run under one `spin up`.
+    for path in ["/health", "/v2/health/live", "/v2/health/ready"] {
+        let (status, body) = request(up.port, "GET", path, None).unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+}
