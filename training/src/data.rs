@@ -46,8 +46,10 @@ impl Split {
 /// The data summary written to `data-report.json` by the check stage.
 #[derive(Debug, Serialize)]
 pub struct DataReport {
-    /// Per split: file, hash, counts, skipped rows.
+    /// Per split: file, hash, counts, skipped rows (sources included).
     pub splits: Vec<SplitReport>,
+    /// Per extra training source (`[[data.sources]]`): what it added to training and validation.
+    pub sources: Vec<SourceReport>,
     /// URLs found in both train and test (must be 0).
     pub train_test_overlap: usize,
 }
@@ -71,6 +73,132 @@ pub struct SplitReport {
     pub phishing_share: f64,
     /// Skipped malformed rows, as `line N ...` messages.
     pub skipped: Vec<String>,
+}
+
+/// What one `[[data.sources]]` file added.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceReport {
+    /// The file's name.
+    pub file: String,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// `urls` or `domains`.
+    pub kind: String,
+    /// Rows added to training: `[legitimate, phishing]`.
+    pub train: [usize; 2],
+    /// Rows added to validation: `[legitimate, phishing]`.
+    pub val: [usize; 2],
+    /// Rows left out because the same URL is in the validation or test split.
+    pub dropped_in_val_or_test: usize,
+    /// Malformed rows skipped.
+    pub skipped: usize,
+}
+
+/// The host of a URL as the source split hashes it: lower case, without scheme, user, port and
+/// a leading `www.`.
+pub fn host_of(url: &str) -> String {
+    let rest = url.trim();
+    let rest = rest.split_once("://").map_or(rest, |(_, r)| r);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    // An IPv6 literal keeps its colons; anything else loses its port.
+    let host = match host.find(']') {
+        Some(end) if host.starts_with('[') => host[..=end].to_lowercase(),
+        _ => host.split(':').next().unwrap_or("").to_lowercase(),
+    };
+    host.strip_prefix("www.")
+        .map(str::to_string)
+        .unwrap_or(host)
+}
+
+/// Whether a source row goes to validation: 1 host in 10, by SHA-256 of the host.
+pub fn is_validation_host(host: &str) -> bool {
+    Sha256::digest(host.as_bytes())[0] % 10 == 0
+}
+
+/// Adds each `[[data.sources]]` file to the training and validation splits (split by host, at
+/// most `max_rows` rows each, evenly spaced through the file), leaving out rows whose URL is in
+/// the validation or test split.
+pub fn add_sources(
+    splits: &mut [Split; 3],
+    sources: &[crate::params::SourceParams],
+    max_bad_rows: usize,
+) -> Result<Vec<SourceReport>> {
+    let mut reports = Vec::new();
+    for source in sources {
+        let path = &source.file;
+        if !path.is_file() {
+            bail!(
+                "training source `{}` does not exist; fix [[data.sources]] in the params file",
+                path.display()
+            );
+        }
+        let (mut samples, skipped) = if source.kind == "domains" {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read `{}`", path.display()))?;
+            let rows = text
+                .lines()
+                .map(str::trim)
+                .filter(|d| !d.is_empty() && !d.starts_with('#'))
+                .map(|d| Sample {
+                    label: lib_ml::Label::Legitimate,
+                    url: format!("https://{d}/"),
+                })
+                .collect();
+            (rows, 0)
+        } else {
+            let ds = read_dataset(path, ReadMode::SkipBadRows)?;
+            if ds.skipped.len() > max_bad_rows {
+                bail!(
+                    "`{}` has {} malformed rows, more than max_bad_rows = {max_bad_rows}",
+                    path.display(),
+                    ds.skipped.len()
+                );
+            }
+            (ds.samples, ds.skipped.len())
+        };
+        if source.max_rows > 0 && source.max_rows < samples.len() {
+            let n = samples.len();
+            samples = (0..source.max_rows)
+                .map(|i| samples[i * n / source.max_rows].clone())
+                .collect();
+        }
+        let held: HashSet<String> = splits[1]
+            .samples
+            .iter()
+            .chain(&splits[2].samples)
+            .map(|s| s.url.clone())
+            .collect();
+        let mut report = SourceReport {
+            file: path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into(),
+            sha256: sha256_file(path)?,
+            kind: source.kind.clone(),
+            train: [0, 0],
+            val: [0, 0],
+            dropped_in_val_or_test: 0,
+            skipped,
+        };
+        for s in samples {
+            if held.contains(&s.url) {
+                report.dropped_in_val_or_test += 1;
+                continue;
+            }
+            let class = s.label.index() as usize;
+            if is_validation_host(&host_of(&s.url)) {
+                report.val[class] += 1;
+                splits[1].samples.push(s);
+            } else {
+                report.train[class] += 1;
+                splits[0].samples.push(s);
+            }
+        }
+        reports.push(report);
+    }
+    Ok(reports)
 }
 
 fn sha256_file(path: &Path) -> Result<String> {
@@ -168,10 +296,114 @@ pub fn check(splits: &[Split; 3]) -> Result<DataReport> {
                 }
             })
             .collect(),
+        sources: Vec::new(),
         train_test_overlap: overlap,
     };
     if overlap > 0 {
         bail!("{overlap} test URLs also occur in the training split: the test metrics would be inflated");
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::SourceParams;
+
+    #[test]
+    fn the_host_drops_scheme_user_port_path_and_www() {
+        assert_eq!(
+            host_of("https://user@WWW.Example.com:8443/a?b#c"),
+            "example.com"
+        );
+        assert_eq!(
+            host_of("paypal.com.verify.tk/signin"),
+            "paypal.com.verify.tk"
+        );
+        assert_eq!(host_of("http://[::1]:8080/x"), "[::1]");
+    }
+
+    fn split(dir: &Path, name: &'static str, rows: &str) -> Split {
+        let path = dir.join(format!("{name}.txt"));
+        std::fs::write(&path, rows).unwrap();
+        load_split(dir, name, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn sources_join_train_or_val_by_host_and_never_repeat_val_or_test() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("data-sources-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let mut splits = [
+            split(&dir, "train", "legitimate\thttps://a.org/\n"),
+            split(&dir, "val", "phishing\thttp://b.tk/x\n"),
+            split(&dir, "test", "legitimate\thttps://c.org/\n"),
+        ];
+        let mut rows = String::from("phishing\thttp://b.tk/x\n");
+        for i in 0..200 {
+            rows += &format!("phishing\thttp://login{i}.example.tk/verify\n");
+        }
+        std::fs::write(dir.join("extra.txt"), rows)?;
+        std::fs::write(dir.join("domains.txt"), "c.org\nd.org\n# comment\n")?;
+        let sources = [
+            SourceParams {
+                file: dir.join("extra.txt"),
+                kind: "urls".into(),
+                max_rows: 0,
+            },
+            SourceParams {
+                file: dir.join("domains.txt"),
+                kind: "domains".into(),
+                max_rows: 0,
+            },
+        ];
+        let reports = add_sources(&mut splits, &sources, 0)?;
+        // b.tk/x is in val, https://c.org/ in test: both left out.
+        assert_eq!(reports[0].dropped_in_val_or_test, 1);
+        assert_eq!(reports[1].dropped_in_val_or_test, 1);
+        let [train, val] = [reports[0].train[1], reports[0].val[1]];
+        assert_eq!(train + val, 200);
+        // About one host in ten goes to validation.
+        assert!((5..=40).contains(&val), "{val} of 200 in validation");
+        assert_eq!(reports[1].train[0] + reports[1].val[0], 1);
+        for s in &splits[1].samples[1..] {
+            assert!(is_validation_host(&host_of(&s.url)), "{}", s.url);
+        }
+        assert_eq!(splits[0].samples.len() + splits[1].samples.len(), 2 + 201);
+        std::fs::remove_dir_all(dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_source_keeps_at_most_max_rows_evenly_spaced() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("data-cap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let mut splits = [
+            split(&dir, "train", "legitimate\thttps://a.org/\n"),
+            split(&dir, "val", "phishing\thttp://b.tk/x\n"),
+            split(&dir, "test", "legitimate\thttps://c.org/\n"),
+        ];
+        let rows: String = (0..100)
+            .map(|i| format!("legitimate\thttps://s{i}.org/\n"))
+            .collect();
+        std::fs::write(dir.join("big.txt"), rows)?;
+        let source = SourceParams {
+            file: dir.join("big.txt"),
+            kind: "urls".into(),
+            max_rows: 10,
+        };
+        let r = add_sources(&mut splits, &[source], 0)?;
+        assert_eq!(r[0].train[0] + r[0].val[0], 10);
+        let missing = SourceParams {
+            file: dir.join("nope.txt"),
+            kind: "urls".into(),
+            max_rows: 0,
+        };
+        let err = add_sources(&mut splits, &[missing], 0).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("nope.txt` does not exist"),
+            "{err:#}"
+        );
+        std::fs::remove_dir_all(dir)?;
+        Ok(())
+    }
 }

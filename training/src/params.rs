@@ -26,6 +26,30 @@ pub struct DataParams {
     pub max_bad_rows: usize,
     /// Use at most this many rows per split (0 = all).
     pub limit: usize,
+    /// More training sources beside `dir`'s splits (`[[data.sources]]`); none by default.
+    #[serde(default)]
+    pub sources: Vec<SourceParams>,
+}
+
+/// `[[data.sources]]`: one more file of training data. Its rows are split by a hash of their
+/// host into training (90%) and validation (10%), so a site is never on both sides; the test
+/// split and the held-out sources of the evaluation protocol stay untouched.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceParams {
+    /// The file (relative paths resolve against the params file).
+    pub file: PathBuf,
+    /// `urls` (`label<TAB>url` rows) or `domains` (one bare domain a line, read as the
+    /// legitimate URL `https://<domain>/`).
+    #[serde(default = "urls_kind")]
+    pub kind: String,
+    /// Keep at most this many rows, evenly spaced through the file (0 = all).
+    #[serde(default)]
+    pub max_rows: usize,
+}
+
+fn urls_kind() -> String {
+    "urls".into()
 }
 
 /// `[model]`
@@ -84,9 +108,14 @@ impl Params {
             .with_context(|| format!("failed to read params file `{}`", path.display()))?;
         let mut params: Params = toml::from_str(&text)
             .with_context(|| format!("invalid params file `{}`", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
         if params.data.dir.is_relative() {
-            let base = path.parent().unwrap_or(Path::new("."));
             params.data.dir = base.join(&params.data.dir);
+        }
+        for s in &mut params.data.sources {
+            if s.file.is_relative() {
+                s.file = base.join(&s.file);
+            }
         }
         params
             .validate()
@@ -128,6 +157,25 @@ impl Params {
         if !(0.0..=1.0).contains(&t.augment) {
             bail!("augment {} must be in [0, 1]", t.augment);
         }
+        for s in &self.data.sources {
+            if s.kind != "urls" && s.kind != "domains" {
+                bail!(
+                    "source `{}` has kind `{}`, expected `urls` or `domains`",
+                    s.file.display(),
+                    s.kind
+                );
+            }
+            let name = s.file.file_name().unwrap_or_default().to_string_lossy();
+            if crate::holdout::HELD_OUT
+                .iter()
+                .any(|(held, _)| *held == name)
+            {
+                bail!(
+                    "source `{}` is a held-out set of the evaluation protocol; training on it would make its figures meaningless",
+                    s.file.display()
+                );
+            }
+        }
         if !(0.0..=1.0).contains(&t.threshold) {
             bail!("threshold {} must be in [0, 1]", t.threshold);
         }
@@ -142,7 +190,7 @@ mod tests {
     #[test]
     fn shipped_params_files_are_valid() -> Result<()> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        for f in ["params.toml", "params-tiny.toml"] {
+        for f in ["params.toml", "params-tiny.toml", "params-mixed.toml"] {
             let p = Params::load(&dir.join(f))?;
             assert_eq!(p.model.sequence_length, 200, "{f}");
             assert!(p.data.dir.ends_with("shared/data/phishing"), "{f}");
@@ -171,6 +219,20 @@ mod tests {
             (
                 good.replace("augment = 0.5", "augment = 2"),
                 "augment 2 must be",
+            ),
+            (
+                good.replace(
+                    "limit = 0",
+                    "limit = 0\n[[data.sources]]\nfile = \"x/hannousse-2021.txt\"",
+                ),
+                "is a held-out set of the evaluation protocol",
+            ),
+            (
+                good.replace(
+                    "limit = 0",
+                    "limit = 0\n[[data.sources]]\nfile = \"x.txt\"\nkind = \"csv\"",
+                ),
+                "has kind `csv`, expected `urls` or `domains`",
             ),
         ] {
             let err = toml::from_str::<Params>(&bad)

@@ -106,9 +106,11 @@ impl Run {
         serde_json::from_str(&text).with_context(|| format!("invalid `{}`", p.display()))
     }
 
-    fn splits(&self) -> Result<[Split; 3]> {
+    fn splits(&self) -> Result<([Split; 3], Vec<data::SourceReport>)> {
         let d = &self.params.data;
-        data::load_all(&d.dir, d.max_bad_rows, d.limit)
+        let mut splits = data::load_all(&d.dir, d.max_bad_rows, d.limit)?;
+        let sources = data::add_sources(&mut splits, &d.sources, d.max_bad_rows)?;
+        Ok((splits, sources))
     }
 
     fn load_model(&self) -> Result<(CharCnn, Tokenizer)> {
@@ -124,8 +126,15 @@ impl Run {
 
     /// Stage 1: load and check the splits; write the data report.
     pub fn check(&mut self) -> Result<[Split; 3]> {
-        let splits = self.splits()?;
-        let report = data::check(&splits)?;
+        let (splits, sources) = self.splits()?;
+        let mut report = data::check(&splits)?;
+        for s in &sources {
+            self.log(&format!(
+                "source {}: train +{} legitimate +{} phishing, val +{} legitimate +{} phishing, {} dropped (in val/test), {} skipped",
+                s.file, s.train[0], s.train[1], s.val[0], s.val[1], s.dropped_in_val_or_test, s.skipped
+            ));
+        }
+        report.sources = sources;
         for s in &report.splits {
             self.log(&format!(
                 "{:<5} {:>6} rows: {:>6} legitimate, {:>6} phishing ({:.1}% phishing), {} skipped",
