@@ -125,6 +125,14 @@ pub fn add_sources(
     max_bad_rows: usize,
 ) -> Result<Vec<SourceReport>> {
     let mut reports = Vec::new();
+    // URLs no source may add: validation and test, and what earlier sources put in validation
+    // (added once each source is done).
+    let mut held: HashSet<String> = splits[1]
+        .samples
+        .iter()
+        .chain(&splits[2].samples)
+        .map(|s| s.url.clone())
+        .collect();
     for source in sources {
         let path = &source.file;
         if !path.is_file() {
@@ -133,7 +141,7 @@ pub fn add_sources(
                 path.display()
             );
         }
-        let (mut samples, skipped) = if source.kind == "domains" {
+        let (samples, skipped) = if source.kind == "domains" {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("failed to read `{}`", path.display()))?;
             let rows = text
@@ -157,18 +165,8 @@ pub fn add_sources(
             }
             (ds.samples, ds.skipped.len())
         };
-        if source.max_rows > 0 && source.max_rows < samples.len() {
-            let n = samples.len();
-            samples = (0..source.max_rows)
-                .map(|i| samples[i * n / source.max_rows].clone())
-                .collect();
-        }
-        let held: HashSet<String> = splits[1]
-            .samples
-            .iter()
-            .chain(&splits[2].samples)
-            .map(|s| s.url.clone())
-            .collect();
+        let samples = evenly_spaced(samples, source.max_rows);
+        let val_before = splits[1].samples.len();
         let mut report = SourceReport {
             file: path
                 .file_name()
@@ -196,6 +194,11 @@ pub fn add_sources(
                 splits[0].samples.push(s);
             }
         }
+        held.extend(
+            splits[1].samples[val_before..]
+                .iter()
+                .map(|s| s.url.clone()),
+        );
         reports.push(report);
     }
     Ok(reports)
@@ -208,6 +211,16 @@ fn sha256_file(path: &Path) -> Result<String> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect())
+}
+
+/// At most `limit` of `samples` (0 = all), evenly spaced, so a small limit still sees both classes
+/// of a file sorted by label.
+fn evenly_spaced(samples: Vec<Sample>, limit: usize) -> Vec<Sample> {
+    if limit == 0 || limit >= samples.len() {
+        return samples;
+    }
+    let n = samples.len();
+    (0..limit).map(|i| samples[i * n / limit].clone()).collect()
 }
 
 /// Loads one split, skipping up to `max_bad_rows` malformed rows and keeping at most `limit` rows
@@ -240,11 +253,7 @@ pub fn load_split(
             first.join("\n  ")
         );
     }
-    let mut samples = ds.samples;
-    if limit > 0 && limit < samples.len() {
-        let n = samples.len();
-        samples = (0..limit).map(|i| samples[i * n / limit].clone()).collect();
-    }
+    let samples = evenly_spaced(ds.samples, limit);
     if samples.is_empty() {
         bail!("the {name} split `{}` has no rows", path.display());
     }
@@ -323,21 +332,25 @@ mod tests {
         assert_eq!(host_of("http://[::1]:8080/x"), "[::1]");
     }
 
-    fn split(dir: &Path, name: &'static str, rows: &str) -> Split {
-        let path = dir.join(format!("{name}.txt"));
-        std::fs::write(&path, rows).unwrap();
-        load_split(dir, name, 0, 0).unwrap()
+    /// One training URL, one validation URL (`http://b.tk/x`), one test URL (`https://c.org/`),
+    /// written to and loaded from `dir`.
+    fn three_splits(dir: &Path) -> [Split; 3] {
+        std::fs::create_dir_all(dir).unwrap();
+        let split = |name: &'static str, rows: &str| {
+            std::fs::write(dir.join(format!("{name}.txt")), rows).unwrap();
+            load_split(dir, name, 0, 0).unwrap()
+        };
+        [
+            split("train", "legitimate\thttps://a.org/\n"),
+            split("val", "phishing\thttp://b.tk/x\n"),
+            split("test", "legitimate\thttps://c.org/\n"),
+        ]
     }
 
     #[test]
     fn sources_join_train_or_val_by_host_and_never_repeat_val_or_test() -> Result<()> {
         let dir = std::env::temp_dir().join(format!("data-sources-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let mut splits = [
-            split(&dir, "train", "legitimate\thttps://a.org/\n"),
-            split(&dir, "val", "phishing\thttp://b.tk/x\n"),
-            split(&dir, "test", "legitimate\thttps://c.org/\n"),
-        ];
+        let mut splits = three_splits(&dir);
         let mut rows = String::from("phishing\thttp://b.tk/x\n");
         for i in 0..200 {
             rows += &format!("phishing\thttp://login{i}.example.tk/verify\n");
@@ -376,12 +389,7 @@ mod tests {
     #[test]
     fn a_source_keeps_at_most_max_rows_evenly_spaced() -> Result<()> {
         let dir = std::env::temp_dir().join(format!("data-cap-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let mut splits = [
-            split(&dir, "train", "legitimate\thttps://a.org/\n"),
-            split(&dir, "val", "phishing\thttp://b.tk/x\n"),
-            split(&dir, "test", "legitimate\thttps://c.org/\n"),
-        ];
+        let mut splits = three_splits(&dir);
         let rows: String = (0..100)
             .map(|i| format!("legitimate\thttps://s{i}.org/\n"))
             .collect();

@@ -204,8 +204,8 @@ pub fn calibration(scores: &[f32], targets: &[f32]) -> (Vec<ReliabilityBin>, f64
     (bins, ece)
 }
 
-/// The score at or above which 1% of `legit_scores` would be called phishing (the reference
-/// threshold for comparing detection rates at equal false alarms).
+/// The lowest score at or above which at most a share `fpr` of `legit_scores` is called phishing
+/// (the reference threshold for comparing detection rates at equal false alarms).
 pub fn threshold_at_fpr(legit_scores: &[f32], fpr: f64) -> f32 {
     if legit_scores.is_empty() {
         return 0.5;

@@ -394,22 +394,27 @@ impl Run {
                 }
             };
             let threshold = self.params.train.threshold;
-            let test_scores = score(&splits[2].urls())?;
+            // Every set scored once; the first is the test split, whose legitimate rows set the
+            // threshold that gives 1% false positives.
+            let mut scored = Vec::with_capacity(sets.len());
+            for set in &sets {
+                let urls: Vec<&str> = set.samples.iter().map(|s| s.url.as_str()).collect();
+                let targets: Vec<f32> =
+                    set.samples.iter().map(|s| s.label.index() as f32).collect();
+                scored.push((score(&urls)?, targets));
+            }
+            let (test_scores, test_targets) = &scored[0];
             let legit: Vec<f32> = test_scores
                 .iter()
-                .zip(splits[2].targets())
-                .filter(|(_, t)| *t < 0.5)
+                .zip(test_targets)
+                .filter(|(_, t)| **t < 0.5)
                 .map(|(s, _)| *s)
                 .collect();
             let at_fpr = holdout::threshold_at_fpr(&legit, 0.01);
             thresholds.insert(name.clone(), [threshold, at_fpr]);
             let mut per_set = BTreeMap::new();
-            for set in &sets {
-                let urls: Vec<&str> = set.samples.iter().map(|s| s.url.as_str()).collect();
-                let targets: Vec<f32> =
-                    set.samples.iter().map(|s| s.label.index() as f32).collect();
-                let scores = score(&urls)?;
-                let m = holdout::evaluate(&scores, &targets, threshold, at_fpr);
+            for (set, (scores, targets)) in sets.iter().zip(&scored) {
+                let m = holdout::evaluate(scores, targets, threshold, at_fpr);
                 if !m.reliability.is_empty() {
                     curves.entry(set.name.clone()).or_default().push((
                         name.clone(),

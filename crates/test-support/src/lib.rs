@@ -38,13 +38,26 @@ pub fn shared_path(env_var: &str, default_rel: &str) -> Option<PathBuf> {
     if path.exists() {
         return Some(path);
     }
-    let msg = format!(
+    skip_or_fail(&format!(
         "`{}` does not exist; set {env_var} to the location of shared/{default_rel}",
         path.display()
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+    ));
+    None
+}
+
+/// Whether this is a CI run (`CI=true` or `CI=1`).
+pub fn on_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Reports that a test cannot run because of `msg`: a skip with the message on stderr, or under
+/// CI ([`on_ci`]) a failure.
+///
+/// # Panics
+/// Under CI.
+pub fn skip_or_fail(msg: &str) {
+    if on_ci() {
         panic!("{msg} (required under CI)");
     }
     eprintln!("SKIPPED: {msg}");
-    None
 }
