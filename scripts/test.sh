@@ -63,7 +63,7 @@ step "fuzz smoke (cargo-fuzz/libFuzzer, 15 s per target): lib-ml and both compon
 CARGO_TOOLS="${XDG_CACHE_HOME:-$HOME/.cache}/phishing-spin/cargo-tools"
 [ -x "$CARGO_TOOLS/bin/cargo-fuzz" ] || cargo install --locked --quiet --root "$CARGO_TOOLS" cargo-fuzz --version 0.13.2
 mkdir -p target/test-output
-for target in tokenizer_encode tokenizer_json dataset_lines app_request model_service_request allocator; do
+for target in tokenizer_encode url_encode tokenizer_json dataset_lines app_request model_service_request allocator; do
     log="$PWD/target/test-output/fuzz-$target.log"
     features=()
     case $target in model_service_request | allocator) features=(--features model-service) ;; esac

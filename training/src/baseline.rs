@@ -7,8 +7,6 @@
 //! less on 2 cores for the training split. Deterministic: same data, same weights.
 
 use anyhow::{bail, Result};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use serde::Serialize;
 
 /// How the baseline is trained.
@@ -55,49 +53,15 @@ pub struct NgramBaseline {
     pub best_epoch: usize,
 }
 
-/// FNV-1a over the n-gram's bytes; stable across platforms and runs.
-fn hash(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
-/// The sparse, unit-length feature vector of `url`: (index, value) pairs, indices sorted and
-/// distinct.
+/// The sparse, unit-length n-gram vector of `url` (`lib_ml::ngrams`, the whole URL).
 pub fn features(url: &str, p: &BaselineParams) -> Vec<(u32, f32)> {
-    let framed: Vec<u8> = std::iter::once(b'^')
-        .chain(url.trim().to_lowercase().bytes())
-        .chain(std::iter::once(b'$'))
-        .collect();
-    let mask = (1u64 << p.bits) - 1;
-    let mut idx: Vec<u32> = Vec::with_capacity(framed.len() * (p.max_n - p.min_n + 1));
-    for n in p.min_n..=p.max_n {
-        for w in framed.windows(n) {
-            // The length goes into the hash so a 2-gram and a 3-gram never share a bucket by design.
-            idx.push(((hash(w) ^ (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)) & mask) as u32);
-        }
-    }
-    idx.sort_unstable();
-    let mut out: Vec<(u32, f32)> = Vec::with_capacity(idx.len());
-    for i in idx {
-        match out.last_mut() {
-            Some((j, c)) if *j == i => *c += 1.0,
-            _ => out.push((i, 1.0)),
-        }
-    }
-    let norm = out
-        .iter()
-        .map(|(_, c)| c * c)
-        .sum::<f32>()
-        .sqrt()
-        .max(1e-12);
-    for (_, c) in &mut out {
-        *c /= norm;
-    }
-    out
+    let spec = lib_ml::ngrams::NgramSpec {
+        bits: p.bits,
+        min_n: p.min_n,
+        max_n: p.max_n,
+        max_chars: 0,
+    };
+    lib_ml::ngrams::ngram_features(url, &spec)
 }
 
 fn sigmoid(z: f64) -> f64 {
@@ -127,57 +91,27 @@ impl NgramBaseline {
         }
         let train: Vec<Vec<(u32, f32)>> = train_urls.iter().map(|u| features(u, &p)).collect();
         let val: Vec<Vec<(u32, f32)>> = val_urls.iter().map(|u| features(u, &p)).collect();
-        let positives = train_targets.iter().filter(|&&t| t >= 0.5).count();
-        let negatives = train_targets.len() - positives;
-        if positives == 0 || negatives == 0 {
-            bail!("baseline: the training data has one class only");
-        }
-        // Balanced: each class weighs half of the total.
-        let n = train_targets.len() as f64;
-        let class_weight = [n / (2.0 * negatives as f64), n / (2.0 * positives as f64)];
-        let dim = 1usize << p.bits;
-        let mut w = vec![0f64; dim];
-        let mut g2 = vec![1e-8f64; dim];
-        let (mut b, mut b_g2) = (0f64, 1e-8f64);
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(p.seed);
-        let mut best: Option<(f64, Vec<f64>, f64, usize)> = None;
-        let mut epochs_run = 0;
-        for epoch in 1..=p.epochs {
-            epochs_run = epoch;
-            order.shuffle(&mut rng);
-            for &i in &order {
-                let x = &train[i];
-                let y = f64::from(train_targets[i] >= 0.5);
-                let z = b + x
-                    .iter()
-                    .map(|&(j, v)| w[j as usize] * f64::from(v))
-                    .sum::<f64>();
-                let grad = (sigmoid(z) - y) * class_weight[y as usize];
-                for &(j, v) in x {
-                    let j = j as usize;
-                    let gj = grad * f64::from(v) + p.l2 * w[j];
-                    g2[j] += gj * gj;
-                    w[j] -= p.learning_rate * gj / g2[j].sqrt();
-                }
-                b_g2 += grad * grad;
-                b -= p.learning_rate * grad / b_g2.sqrt();
-            }
-            let loss = log_loss(&val, val_targets, &w, b);
-            if best.as_ref().is_none_or(|(l, ..)| loss < *l) {
-                best = Some((loss, w.clone(), b, epoch));
-            } else {
-                // Past the best epoch: AdaGrad's steps only shrink, so later epochs rarely recover.
-                break;
-            }
-        }
-        let (_, w, b, best_epoch) = best.expect("at least one epoch");
+        let fp = crate::ngram::FitParams {
+            epochs: p.epochs,
+            learning_rate: p.learning_rate,
+            l2: p.l2,
+            seed: p.seed,
+        };
+        let fitted = crate::ngram::fit(
+            &fp,
+            1usize << p.bits,
+            &train,
+            train_targets,
+            &val,
+            val_targets,
+            &mut |_| {},
+        )?;
         Ok(NgramBaseline {
             params: p,
-            weights: w.into_iter().map(|x| x as f32).collect(),
-            bias: b as f32,
-            epochs_run,
-            best_epoch,
+            weights: fitted.weights.into_iter().map(|x| x as f32).collect(),
+            bias: fitted.bias as f32,
+            epochs_run: fitted.history.len(),
+            best_epoch: fitted.best_epoch,
         })
     }
 
@@ -199,29 +133,6 @@ impl NgramBaseline {
     pub fn params(&self) -> &BaselineParams {
         &self.params
     }
-}
-
-fn log_loss(xs: &[Vec<(u32, f32)>], ys: &[f32], w: &[f64], b: f64) -> f64 {
-    if xs.is_empty() {
-        return 0.0;
-    }
-    let total: f64 = xs
-        .iter()
-        .zip(ys)
-        .map(|(x, &y)| {
-            let z = b + x
-                .iter()
-                .map(|&(j, v)| w[j as usize] * f64::from(v))
-                .sum::<f64>();
-            let p = sigmoid(z).clamp(1e-7, 1.0 - 1e-7);
-            if y >= 0.5 {
-                -p.ln()
-            } else {
-                -(1.0 - p).ln()
-            }
-        })
-        .sum();
-    total / xs.len() as f64
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod holdout;
 pub mod kernels;
 pub mod metrics;
 pub mod model;
+pub mod ngram;
 pub mod onnx;
 pub mod params;
 pub mod pipeline;

@@ -44,6 +44,9 @@ enum Stage {
     /// The evaluation protocol: the trained model and the n-gram baseline on the test split and
     /// the held-out sources (holdout.json, reliability plots).
     Holdout,
+    /// Score URLs (one a line on stdin) with the trained n-gram model in the output directory:
+    /// score, registrable domain and signals, tab-separated (no data needed).
+    Score,
     /// Only rewrite `model.nnef.tar` from the `model.onnx` in the output directory (no data needed).
     Nnef,
     /// Every stage in order.
@@ -56,6 +59,22 @@ fn run(cli: Cli) -> Result<()> {
         let nnef = cli.out.join(files::NNEF);
         let bytes = model_training::onnx::export_nnef(&onnx, &nnef)?;
         println!("wrote {} ({bytes} bytes)", nnef.display());
+        return Ok(());
+    }
+    if cli.stage == Stage::Score {
+        let model = model_training::ngram::NgramModel::load(&cli.out)?;
+        for line in std::io::stdin().lines() {
+            let url = line?;
+            let (_, a) = model.encoder.features_with_analysis(&url);
+            let signals: Vec<&str> = a.signals().iter().map(|s| s.code()).collect();
+            println!(
+                "{:.4}\t{}\t{}\t{}",
+                model.scores(&[&url])[0],
+                a.registrable_domain.as_deref().unwrap_or("-"),
+                signals.join(","),
+                url
+            );
+        }
         return Ok(());
     }
     let mut params = Params::load(&cli.params)?;

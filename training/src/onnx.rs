@@ -280,3 +280,136 @@ impl TractModel {
         Ok(out)
     }
 }
+
+/// The n-gram model's inputs: ids `[batch, width]` (int64) and their values `[batch, width]`
+/// (float32), as `lib_ml::encoder::UrlEncoder::encode_into` writes them.
+pub const NGRAM_INPUTS: [&str; 2] = ["feature_ids", "feature_values"];
+
+/// Builds the ONNX model of an n-gram model: `sigmoid(bias + sum(weights[ids] * values))`, a
+/// Gather, a Mul, a ReduceSum, an Add and a Sigmoid.
+pub fn ngram_to_onnx(
+    weights: &[f32],
+    bias: f32,
+    width: usize,
+    model_version: &str,
+) -> pb::ModelProto {
+    let tensor = |name: &str, dims: Vec<i64>, data: &[f32]| pb::TensorProto {
+        name: name.into(),
+        dims,
+        data_type: DataType::Float as i32,
+        raw_data: data.iter().flat_map(|f| f.to_le_bytes()).collect(),
+        ..Default::default()
+    };
+    let axes = pb::TensorProto {
+        name: "sum_axes".into(),
+        dims: vec![1],
+        data_type: DataType::Int64 as i32,
+        raw_data: 1i64.to_le_bytes().to_vec(),
+        ..Default::default()
+    };
+    let inits = vec![
+        tensor("weights", vec![weights.len() as i64], weights),
+        tensor("bias", vec![1], &[bias]),
+        axes,
+    ];
+    let nodes = vec![
+        node(
+            "Gather",
+            "weight_lookup",
+            &["weights", NGRAM_INPUTS[0]],
+            "picked",
+            vec![attr_int("axis", 0)],
+        ),
+        node(
+            "Mul",
+            "scale",
+            &["picked", NGRAM_INPUTS[1]],
+            "terms",
+            vec![],
+        ),
+        node(
+            "ReduceSum",
+            "sum",
+            &["terms", "sum_axes"],
+            "dot",
+            vec![attr_int("keepdims", 1)],
+        ),
+        node("Add", "add_bias", &["dot", "bias"], "logit", vec![]),
+        node("Sigmoid", "probability", &["logit"], OUTPUT_NAME, vec![]),
+    ];
+    let w = width as i64;
+    pb::ModelProto {
+        ir_version: 7,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
+        producer_name: "model-training".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        graph: Some(pb::GraphProto {
+            name: "phishing-url-ngram".into(),
+            node: nodes,
+            initializer: inits,
+            input: vec![
+                value_info(NGRAM_INPUTS[0], DataType::Int64, &[Err("batch"), Ok(w)]),
+                value_info(NGRAM_INPUTS[1], DataType::Float, &[Err("batch"), Ok(w)]),
+            ],
+            output: vec![value_info(
+                OUTPUT_NAME,
+                DataType::Float,
+                &[Err("batch"), Ok(1)],
+            )],
+            ..Default::default()
+        }),
+        metadata_props: vec![pb::StringStringEntryProto {
+            key: "model_version".into(),
+            value: model_version.into(),
+        }],
+        ..Default::default()
+    }
+}
+
+/// Writes an n-gram model as an ONNX file; returns its size.
+pub fn export_ngram(model: &crate::ngram::NgramModel, version: &str, path: &Path) -> Result<usize> {
+    let bytes =
+        ngram_to_onnx(&model.weights, model.bias, model.encoder.width(), version).encode_to_vec();
+    std::fs::write(path, &bytes)
+        .with_context(|| format!("failed to write ONNX model `{}`", path.display()))?;
+    Ok(bytes.len())
+}
+
+/// Scores `urls` with an exported n-gram model (ONNX or NNEF) through tract, one URL a run.
+pub fn tract_ngram_scores(
+    path: &Path,
+    nnef: bool,
+    encoder: &lib_ml::encoder::UrlEncoder,
+    urls: &[&str],
+) -> Result<Vec<f32>> {
+    let w = encoder.width();
+    let model = if nnef {
+        tract_nnef::nnef().model_for_path(path)?
+    } else {
+        tract_onnx::onnx().model_for_path(path)?.into_typed()?
+    };
+    let batch = model.sym("batch");
+    let plan = model
+        .set_symbols(&std::collections::HashMap::from([(batch, 1.to_dim())]))?
+        .into_optimized()?
+        .into_runnable()?;
+    let (mut ids, mut values) = (vec![0i64; w], vec![0f32; w]);
+    let mut out = Vec::with_capacity(urls.len());
+    for url in urls {
+        encoder.encode_into(url, &mut ids, &mut values);
+        let a: Tensor = tract_ndarray::Array2::from_shape_vec((1, w), ids.clone())?.into();
+        let b: Tensor = tract_ndarray::Array2::from_shape_vec((1, w), values.clone())?.into();
+        let r = plan.run(tvec!(a.into(), b.into()))?;
+        out.push(
+            *r[0]
+                .to_plain_array_view::<f32>()?
+                .iter()
+                .next()
+                .context("no score")?,
+        );
+    }
+    Ok(out)
+}

@@ -14,6 +14,45 @@ pub struct Params {
     pub model: ModelParams,
     /// The optimisation.
     pub train: TrainParams,
+    /// The `ngram-url` architecture's settings (`[ngram]`); required by it, ignored otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ngram: Option<NgramParams>,
+}
+
+/// `[ngram]`: the `ngram-url` architecture (see `ngram.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NgramParams {
+    /// log2 of the n-gram buckets.
+    pub bits: u32,
+    /// Shortest n-gram.
+    pub min_n: usize,
+    /// Longest n-gram.
+    pub max_n: usize,
+    /// Characters of a URL read, from its start.
+    pub max_chars: usize,
+    /// URL analysis signals as inputs (false: n-grams only, the ablation).
+    pub signals: bool,
+    /// N-grams of URLs on known domains in a namespace of their own (see `lib_ml::encoder`).
+    #[serde(default)]
+    pub known_namespace: bool,
+    /// Ranked domain list (Tranco) for known domains and the brand pool (relative paths resolve
+    /// against the params file).
+    pub known_domains: PathBuf,
+    /// Ranks at which the known-domain tiers end.
+    pub known_tiers: Vec<u32>,
+    /// Brands are looked for among this many top domains.
+    pub brand_pool: usize,
+    /// ... and kept when at least this many phishing training rows use them out of place.
+    pub brand_min_rows: usize,
+    /// Passes over the data at most.
+    pub epochs: usize,
+    /// AdaGrad's base rate.
+    pub learning_rate: f64,
+    /// L2 per step.
+    pub l2: f64,
+    /// Fit Platt scaling on validation and fold it into the weights.
+    pub calibrate: bool,
 }
 
 /// `[data]`
@@ -48,6 +87,22 @@ pub struct SourceParams {
     pub max_rows: usize,
 }
 
+/// The original char-CNN's sizes, the defaults of `[model]`.
+mod cnn_defaults {
+    pub fn sequence_length() -> usize {
+        200
+    }
+    pub fn embedding_dim() -> usize {
+        50
+    }
+    pub fn filters() -> usize {
+        128
+    }
+    pub fn dropout() -> f32 {
+        0.2
+    }
+}
+
 fn urls_kind() -> String {
     "urls".into()
 }
@@ -56,15 +111,20 @@ fn urls_kind() -> String {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModelParams {
-    /// The architecture: only `original` (the REMLA char-CNN) so far.
+    /// The architecture: `original` (the REMLA char-CNN) or `ngram-url` (hashed n-grams and URL
+    /// analysis signals, see `[ngram]`).
     pub architecture: String,
-    /// Ids per URL.
+    /// Ids per URL (char-CNN).
+    #[serde(default = "cnn_defaults::sequence_length")]
     pub sequence_length: usize,
-    /// Embedding width.
+    /// Embedding width (char-CNN).
+    #[serde(default = "cnn_defaults::embedding_dim")]
     pub embedding_dim: usize,
-    /// Filters per convolution.
+    /// Filters per convolution (char-CNN).
+    #[serde(default = "cnn_defaults::filters")]
     pub filters: usize,
-    /// Dropout rate after each convolution block (training only).
+    /// Dropout rate after each convolution block (char-CNN, training only).
+    #[serde(default = "cnn_defaults::dropout")]
     pub dropout: f32,
     /// The version the exported model is released as.
     pub version: String,
@@ -117,6 +177,11 @@ impl Params {
                 s.file = base.join(&s.file);
             }
         }
+        if let Some(n) = &mut params.ngram {
+            if n.known_domains.is_relative() {
+                n.known_domains = base.join(&n.known_domains);
+            }
+        }
         params
             .validate()
             .with_context(|| format!("invalid params file `{}`", path.display()))?;
@@ -126,11 +191,36 @@ impl Params {
     /// Checks values a run cannot work with.
     pub fn validate(&self) -> Result<()> {
         let (m, t) = (&self.model, &self.train);
-        if m.architecture != "original" {
-            bail!(
-                "unknown architecture `{}`, expected `original`",
-                m.architecture
-            );
+        match (m.architecture.as_str(), &self.ngram) {
+            ("original", _) => {}
+            ("ngram-url", Some(n)) => {
+                lib_ml::ngrams::NgramSpec {
+                    bits: n.bits,
+                    min_n: n.min_n,
+                    max_n: n.max_n,
+                    max_chars: n.max_chars,
+                }
+                .validate()
+                .map_err(anyhow::Error::msg)?;
+                if n.max_chars == 0
+                    || n.epochs == 0
+                    || n.learning_rate.is_nan()
+                    || n.learning_rate <= 0.0
+                    || n.l2 < 0.0
+                {
+                    bail!("[ngram] max_chars, epochs and learning_rate must be positive, l2 not negative");
+                }
+                if n.known_tiers.is_empty()
+                    || n.known_tiers.len() > 3
+                    || n.known_tiers.windows(2).any(|w| w[0] >= w[1])
+                {
+                    bail!("[ngram] known_tiers must be 1 to 3 ascending ranks");
+                }
+            }
+            ("ngram-url", None) => bail!("architecture `ngram-url` needs an [ngram] section"),
+            (other, _) => {
+                bail!("unknown architecture `{other}`, expected `original` or `ngram-url`")
+            }
         }
         // The three valid-padded pools need at least 3^4 positions after the first convolution.
         if m.sequence_length < 83 {
@@ -190,18 +280,28 @@ mod tests {
     #[test]
     fn shipped_params_files_are_valid() -> Result<()> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        for f in ["params.toml", "params-tiny.toml", "params-mixed.toml"] {
+        for f in [
+            "params.toml",
+            "params-char-cnn.toml",
+            "params-tiny.toml",
+            "params-mixed.toml",
+        ] {
             let p = Params::load(&dir.join(f))?;
             assert_eq!(p.model.sequence_length, 200, "{f}");
             assert!(p.data.dir.ends_with("shared/data/phishing"), "{f}");
         }
+        let release = Params::load(&dir.join("params.toml"))?;
+        assert_eq!(release.model.architecture, "ngram-url");
+        assert!(release.ngram.is_some_and(|n| n.known_domains.is_relative()
+            || n.known_domains.ends_with("tranco-top100k-domains.txt")));
         Ok(())
     }
 
     #[test]
     fn unknown_keys_and_bad_values_are_rejected() -> Result<()> {
-        let good =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("params.toml"))?;
+        let good = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("params-char-cnn.toml"),
+        )?;
         for (bad, what) in [
             (
                 good.replace("seed = 42", "seed = 42\nsed = 1"),
@@ -233,6 +333,28 @@ mod tests {
                     "limit = 0\n[[data.sources]]\nfile = \"x.txt\"\nkind = \"csv\"",
                 ),
                 "has kind `csv`, expected `urls` or `domains`",
+            ),
+        ] {
+            let err = toml::from_str::<Params>(&bad)
+                .map_err(anyhow::Error::from)
+                .and_then(|p| p.validate())
+                .unwrap_err();
+            assert!(format!("{err:#}").contains(what), "{err:#}");
+        }
+        let ngram =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("params.toml"))?;
+        for (bad, what) in [
+            (ngram.replace("bits = 18", "bits = 30"), "bits 30"),
+            (
+                ngram.replace(
+                    "known_tiers = [1000, 10000, 100000]",
+                    "known_tiers = [10, 5]",
+                ),
+                "known_tiers",
+            ),
+            (
+                ngram.replace("[ngram]", "[unused]"),
+                "unknown field `unused`",
             ),
         ] {
             let err = toml::from_str::<Params>(&bad)

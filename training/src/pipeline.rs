@@ -1,10 +1,11 @@
 //! The stages as the CLI runs them, each reading and writing files in one output directory:
 //! `check` → `train` → `evaluate` → `export`.
 
-use crate::card::{DataFile, ModelCard, Parity, TensorSpec, TrainingFacts};
+use crate::card::{DataFile, ModelCard, Parity, TensorSpec, TrainingFacts, UrlSignalsFacts};
 use crate::data::{self, Split};
 use crate::metrics::{self, Metrics};
 use crate::model::CharCnn;
+use crate::ngram::{self, NgramModel};
 use crate::onnx::{self, TractModel};
 use crate::params::Params;
 use crate::train::{self, EpochRecord};
@@ -50,6 +51,24 @@ pub struct Run {
     /// Show progress bars.
     pub progress: bool,
     log: std::fs::File,
+}
+
+/// A trained model of either architecture.
+pub enum Trained {
+    /// The char-CNN and its tokenizer.
+    Cnn(Box<CharCnn>, Box<Tokenizer>),
+    /// The n-gram model.
+    Ngram(NgramModel),
+}
+
+impl Trained {
+    /// P(phishing) per URL.
+    pub fn predict(&self, urls: &[&str]) -> Result<Vec<f32>> {
+        match self {
+            Trained::Cnn(net, tokenizer) => net.predict(tokenizer, urls, 512),
+            Trained::Ngram(m) => Ok(m.scores(urls)),
+        }
+    }
 }
 
 /// `training.json`
@@ -113,15 +132,31 @@ impl Run {
         Ok((splits, sources))
     }
 
-    fn load_model(&self) -> Result<(CharCnn, Tokenizer)> {
+    fn is_ngram(&self) -> bool {
+        self.params.model.architecture == "ngram-url"
+    }
+
+    fn load_model(&self) -> Result<Trained> {
+        if self.is_ngram() {
+            return Ok(Trained::Ngram(NgramModel::load(&self.out)?));
+        }
         let w = self.path(files::WEIGHTS);
         if !w.exists() {
             bail!("`{}` is missing: run the `train` stage first", w.display());
         }
-        Ok((
-            CharCnn::load(&w, self.params.model.dropout)?,
-            Tokenizer::load(self.path(files::TOKENIZER))?,
+        Ok(Trained::Cnn(
+            Box::new(CharCnn::load(&w, self.params.model.dropout)?),
+            Box::new(Tokenizer::load(self.path(files::TOKENIZER))?),
         ))
+    }
+
+    /// The model's name in the card and the reports.
+    pub fn model_name(&self) -> &'static str {
+        if self.is_ngram() {
+            "phishing-url-ngram"
+        } else {
+            "phishing-char-cnn"
+        }
     }
 
     /// Stage 1: load and check the splits; write the data report.
@@ -158,26 +193,36 @@ impl Run {
         let params = self.params.clone();
         let progress = self.progress;
         let mut lines = Vec::new();
-        let trained = train::train(&params, &splits[0], &splits[1], progress, &mut |l| {
+        let mut log = |l: &str| {
             eprintln!("{l}");
             lines.push(l.to_string());
-        })?;
+        };
+        let (history, best_epoch, seconds, calibration) =
+            if let Some(np) = params.ngram.as_ref().filter(|_| self.is_ngram()) {
+                let t = ngram::train(np, params.train.seed, &splits[0], &splits[1], &mut log)?;
+                t.model.save(&self.out)?;
+                (t.history, t.best_epoch, t.seconds, Some(t.calibration))
+            } else {
+                let t = train::train(&params, &splits[0], &splits[1], progress, &mut log)?;
+                t.net.save(&self.path(files::WEIGHTS))?;
+                t.tokenizer.save(self.path(files::TOKENIZER))?;
+                (t.history, t.best_epoch, t.seconds, None)
+            };
         for l in lines {
             let _ = writeln!(self.log, "{l}");
         }
-        trained.net.save(&self.path(files::WEIGHTS))?;
-        trained.tokenizer.save(self.path(files::TOKENIZER))?;
-        let n = splits[0].samples.len() * trained.history.len();
-        let train_secs: f64 = trained.history.iter().map(|r| r.train_seconds).sum();
+        let n = splits[0].samples.len() * history.len();
+        let train_secs: f64 = history.iter().map(|r| r.train_seconds).sum();
         let record = TrainingRecord {
             facts: TrainingFacts {
-                epochs_run: trained.history.len(),
-                best_epoch: trained.best_epoch,
-                seconds: trained.seconds,
+                epochs_run: history.len(),
+                best_epoch,
+                seconds,
                 samples_per_second: n as f64 / train_secs.max(1e-9),
                 peak_memory_bytes: crate::peak_memory_bytes(),
+                calibration,
             },
-            history: trained.history,
+            history,
         };
         self.write(files::TRAINING, &serde_json::to_string_pretty(&record)?)?;
         self.write("plots/history.svg", &plots::history(&record.history))?;
@@ -196,11 +241,11 @@ impl Run {
 
     /// Stage 3: score every split; write metrics, ROC and confusion-matrix plots, print a table.
     pub fn evaluate(&mut self, splits: &[Split; 3]) -> Result<BTreeMap<String, Metrics>> {
-        let (net, tokenizer) = self.load_model()?;
+        let model = self.load_model()?;
         let threshold = self.params.train.threshold;
         let mut all = BTreeMap::new();
         for split in splits {
-            let scores = net.predict(&tokenizer, &split.urls(), 512)?;
+            let scores = model.predict(&split.urls())?;
             let targets = split.targets();
             let m = metrics::compute(&scores, &targets, threshold);
             if split.name == "test" {
@@ -232,29 +277,78 @@ impl Run {
     /// Stage 4: export ONNX, check it with tract against candle on test URLs, write its NNEF form
     /// and the model card.
     pub fn export(&mut self, splits: &[Split; 3]) -> Result<ModelCard> {
-        let (net, tokenizer) = self.load_model()?;
+        let model = self.load_model()?;
         let p = self.params.clone();
         let onnx_path = self.path(files::ONNX);
-        let bytes = onnx::export(&net, p.model.sequence_length, &p.model.version, &onnx_path)?;
-        // Parity: the exported graph must score like the network it came from.
+        let nnef_path = self.path(files::NNEF);
+        // Parity: the exported graph must score like the model it came from.
         let urls: Vec<&str> = splits[2].urls().into_iter().take(2000).collect();
-        let ours = net.predict(&tokenizer, &urls, 500)?;
-        let theirs = TractModel::load(&onnx_path, 500, p.model.sequence_length)?
-            .scores(&tokenizer, &urls)?;
+        let ours = model.predict(&urls)?;
+        let (bytes, theirs, inputs, preprocessing) = match &model {
+            Trained::Cnn(net, tokenizer) => {
+                let bytes =
+                    onnx::export(net, p.model.sequence_length, &p.model.version, &onnx_path)?;
+                let theirs = TractModel::load(&onnx_path, 500, p.model.sequence_length)?
+                    .scores(tokenizer, &urls)?;
+                let input = TensorSpec {
+                    name: onnx::INPUT_NAME.into(),
+                    dtype: "int64".into(),
+                    shape: vec!["batch".into(), p.model.sequence_length.into()],
+                };
+                (
+                    bytes,
+                    theirs,
+                    vec![input],
+                    vec![files::TOKENIZER.to_string()],
+                )
+            }
+            Trained::Ngram(m) => {
+                let bytes = onnx::export_ngram(m, &p.model.version, &onnx_path)?;
+                let theirs = onnx::tract_ngram_scores(&onnx_path, false, &m.encoder, &urls)?;
+                let width = m.encoder.width();
+                let inputs = onnx::NGRAM_INPUTS
+                    .iter()
+                    .zip(["int64", "float32"])
+                    .map(|(name, dtype)| TensorSpec {
+                        name: name.to_string(),
+                        dtype: dtype.into(),
+                        shape: vec!["batch".into(), width.into()],
+                    })
+                    .collect();
+                let files = [
+                    ngram::files::FEATURES,
+                    ngram::files::KNOWN_DOMAINS,
+                    ngram::files::BRANDS,
+                ];
+                (bytes, theirs, inputs, files.map(str::to_string).to_vec())
+            }
+        };
         let max_abs_diff = ours
             .iter()
             .zip(&theirs)
             .map(|(a, b)| (a - b).abs() as f64)
             .fold(0.0, f64::max);
         self.log(&format!(
-            "exported `{}` ({} KiB); tract vs candle on {} test URLs: max |diff| = {max_abs_diff:.2e}",
+            "exported `{}` ({} KiB); tract vs the trained model on {} test URLs: max |diff| = {max_abs_diff:.2e}",
             onnx_path.display(), bytes / 1024, urls.len()
         ));
         if max_abs_diff > 1e-4 {
             bail!("exported model disagrees with the trained one: max |diff| {max_abs_diff:.2e} > 1e-4");
         }
-        let nnef_path = self.path(files::NNEF);
         let nnef_bytes = onnx::export_nnef(&onnx_path, &nnef_path)?;
+        if let Trained::Ngram(m) = &model {
+            let nnef_scores = onnx::tract_ngram_scores(&nnef_path, true, &m.encoder, &urls)?;
+            let d = ours
+                .iter()
+                .zip(&nnef_scores)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            if d > 1e-4 {
+                bail!(
+                    "the NNEF export disagrees with the trained model: max |diff| {d:.2e} > 1e-4"
+                );
+            }
+        }
         self.log(&format!(
             "exported `{}` ({} KiB): the same graph, decluttered, for the model-service",
             nnef_path.display(),
@@ -262,15 +356,15 @@ impl Run {
         ));
         let training: TrainingRecord = self.read_json(files::TRAINING, "train")?;
         let card = ModelCard {
-            name: "phishing-char-cnn".into(),
+            name: self.model_name().into(),
             version: p.model.version.clone(),
             created: now_rfc3339(),
-            description: "Character-level CNN scoring how likely a URL is a phishing link".into(),
-            input: TensorSpec {
-                name: onnx::INPUT_NAME.into(),
-                dtype: "int64".into(),
-                shape: vec!["batch".into(), p.model.sequence_length.into()],
+            description: if self.is_ngram() {
+                "Calibrated probability that a URL is a phishing link, from its character n-grams and what its host really is (registrable domain, known sites, brands out of place, lookalikes)".into()
+            } else {
+                "Character-level CNN scoring how likely a URL is a phishing link".into()
             },
+            inputs,
             output: TensorSpec {
                 name: onnx::OUTPUT_NAME.into(),
                 dtype: "float32".into(),
@@ -281,7 +375,21 @@ impl Run {
                 .map(|l| (l.index().to_string(), l.to_string()))
                 .collect(),
             threshold: p.train.threshold,
-            tokenizer: files::TOKENIZER.into(),
+            preprocessing,
+            url_signals: match &model {
+                Trained::Ngram(m) if m.encoder.spec().signals => Some(UrlSignalsFacts {
+                    public_suffix_list: lib_ml::domain::PSL_VERSION.into(),
+                    known_domains: m.encoder.analyzer().known.len(),
+                    known_domains_bytes: m.encoder.analyzer().known.to_bytes().len(),
+                    known_domain_tiers: m.encoder.analyzer().known.bounds(),
+                    brands: m.encoder.analyzer().brands.len(),
+                    signals: lib_ml::analysis::Signal::ALL
+                        .iter()
+                        .map(|s| s.code().to_string())
+                        .collect(),
+                }),
+                _ => None,
+            },
             data: splits
                 .iter()
                 .map(|s| {
@@ -302,6 +410,7 @@ impl Run {
             training: training.facts,
             frameworks: [
                 ("candle-core".to_string(), CANDLE_VERSION.to_string()),
+                ("lib-ml".to_string(), env!("CARGO_PKG_VERSION").to_string()),
                 ("tract-onnx".to_string(), TRACT_VERSION.to_string()),
                 ("onnx-opset".to_string(), onnx::OPSET.to_string()),
             ]
@@ -359,7 +468,7 @@ impl Run {
     /// with the n-gram baseline trained here on the same training split (validation for its
     /// early stopping); writes `holdout.json` and a reliability plot per set with both labels.
     pub fn holdout(&mut self, splits: &[Split; 3], extra_dir: &Path) -> Result<HoldoutReport> {
-        let (net, tokenizer) = self.load_model()?;
+        let model = self.load_model()?;
         let mut sets = vec![holdout::EvalSet {
             name: "test".into(),
             path: splits[2].path.clone(),
@@ -380,17 +489,50 @@ impl Run {
             "n-gram baseline: {} epochs, best {}, {baseline_seconds:.0} s",
             base.epochs_run, base.best_epoch
         ));
-        let cnn_name = format!("char-cnn {}", self.params.model.version);
+        let model_name = format!(
+            "{} {}",
+            self.model_name().trim_start_matches("phishing-"),
+            self.params.model.version
+        );
         let base_name = "ngram-baseline".to_string();
+        // The ablation: the same architecture, data and settings without the URL signals.
+        let ablation = match (&model, &self.params.ngram) {
+            (Trained::Ngram(_), Some(np)) if np.signals => {
+                let np = crate::params::NgramParams {
+                    signals: false,
+                    ..np.clone()
+                };
+                let mut quiet = |_: &str| {};
+                let t = ngram::train(
+                    &np,
+                    self.params.train.seed,
+                    &splits[0],
+                    &splits[1],
+                    &mut quiet,
+                )?;
+                Some(t.model)
+            }
+            _ => None,
+        };
+        let ablation_name = format!("{model_name} without url signals");
+        let mut names = vec![model_name.clone(), base_name.clone()];
+        if ablation.is_some() {
+            names.push(ablation_name.clone());
+        }
         let mut models = BTreeMap::new();
         let mut thresholds = BTreeMap::new();
         let mut curves: BTreeMap<String, Vec<plots::Curve>> = BTreeMap::new();
-        for name in [&cnn_name, &base_name] {
+        for name in &names {
             let score = |urls: &[&str]| -> Result<Vec<f32>> {
                 if *name == base_name {
                     Ok(base.scores(urls))
+                } else if *name == ablation_name {
+                    Ok(ablation
+                        .as_ref()
+                        .map(|m| m.scores(urls))
+                        .unwrap_or_default())
                 } else {
-                    net.predict(&tokenizer, urls, 512)
+                    model.predict(urls)
                 }
             };
             let threshold = self.params.train.threshold;
@@ -436,7 +578,7 @@ impl Run {
         }
         let fmt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
         self.log(&format!(
-            "{:<20} {:<16} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "{:<20} {:<40} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
             "set",
             "model",
             "rows",
@@ -452,7 +594,7 @@ impl Run {
             for (model, per_set) in &models {
                 let m = &per_set[&set.name];
                 self.log(&format!(
-                    "{:<20} {:<16} {:>6} {:>8.4} {:>8} {:>8} {:>8} {:>8.4} {:>8.4} {:>8}",
+                    "{:<20} {:<40} {:>6} {:>8.4} {:>8} {:>8} {:>8} {:>8.4} {:>8.4} {:>8}",
                     set.name,
                     model,
                     m.count,
@@ -467,10 +609,11 @@ impl Run {
             }
         }
         let report = HoldoutReport {
-            protocol: "holdout.rs: both models trained on train.txt only (validation for early stopping); \
-                       held-out sources never used for training or selection; detection at the \
-                       operating threshold and at the threshold giving 1% false positives on the test split; \
-                       ECE over 15 bins of the raw (uncalibrated) scores"
+            protocol: "holdout.rs: every model trained on the same training split (the params' sources \
+                       included; validation for early stopping and calibration); held-out sources never used \
+                       for training or selection; detection at the operating threshold and at the threshold \
+                       giving 1% false positives on the test split; ECE over 15 bins of the scores as served \
+                       (the baseline's are uncalibrated)"
                 .into(),
             sets: sets
                 .iter()

@@ -106,7 +106,11 @@ fn tiny_pipeline_writes_every_artifact() -> anyhow::Result<()> {
     let card: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("model-card.json"))?)?;
     assert_eq!(card["name"], "phishing-char-cnn");
-    assert_eq!(card["input"]["shape"], serde_json::json!(["batch", 200]));
+    assert_eq!(
+        card["inputs"][0]["shape"],
+        serde_json::json!(["batch", 200])
+    );
+    assert_eq!(card["preprocessing"], serde_json::json!(["tokenizer.json"]));
     assert_eq!(card["labels"]["1"], "phishing");
     assert_eq!(
         card["data"]["train"]["sha256"].as_str().map(str::len),
@@ -296,4 +300,135 @@ fn bad_params_file_is_named() {
     let o = cli(&["--params", "/no/params.toml", "check"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("failed to read params file `/no/params.toml`"));
+}
+
+/// The released architecture end to end on a tiny run: `ngram-url` trains, exports an ONNX graph
+/// tract agrees with, writes the preprocessing files the model-service builds in, scores URLs
+/// from the command line, and the evaluation protocol adds the ablation without URL signals.
+#[test]
+fn tiny_ngram_pipeline_exports_what_the_service_reads() -> anyhow::Result<()> {
+    let Some(data) = test_support::shared_path("PHISHING_DATA_DIR", "data/phishing") else {
+        return Ok(());
+    };
+    let Some(extra) = test_support::shared_path("PHISHING_EXTRA_DIR", "data/phishing-extra") else {
+        return Ok(());
+    };
+    let out = scratch("ngram");
+    let params = out.join("params.toml");
+    std::fs::write(
+        &params,
+        format!(
+            r#"[data]
+dir = "{data}"
+max_bad_rows = 10
+limit = 600
+
+[model]
+architecture = "ngram-url"
+version = "0.0.0-tiny-ngram"
+
+[ngram]
+bits = 16
+min_n = 1
+max_n = 4
+max_chars = 200
+signals = true
+known_namespace = true
+known_domains = "{extra}/tranco-top100k-domains.txt"
+known_tiers = [1000, 10000]
+brand_pool = 2000
+brand_min_rows = 2
+epochs = 5
+learning_rate = 0.2
+l2 = 1e-7
+calibrate = true
+
+[train]
+epochs = 1
+batch_size = 128
+learning_rate = 0.001
+patience = 1
+seed = 42
+threshold = 0.5
+"#,
+            data = data.display(),
+            extra = extra.display()
+        ),
+    )?;
+    let params = params.to_str().unwrap().to_string();
+    let o = cli(&[
+        "--params",
+        &params,
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "all",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "features.json",
+        "known-domains.bin",
+        "brands.txt",
+        "ngram-weights.bin",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("model-card.json"))?)?;
+    assert_eq!(card["name"], "phishing-url-ngram");
+    assert_eq!(card["inputs"][0]["name"], "feature_ids");
+    assert_eq!(card["inputs"][1]["dtype"], "float32");
+    assert_eq!(
+        card["preprocessing"],
+        serde_json::json!(["features.json", "known-domains.bin", "brands.txt"])
+    );
+    assert!(card["url_signals"]["known_domains"].as_u64().unwrap() > 9000);
+    assert!(card["export_parity"]["max_abs_diff"].as_f64().unwrap() <= 1e-4);
+    assert!(card["training"]["calibration"].is_array());
+
+    // `score`: one line per URL with the real site and the signals.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_model-training"))
+        .args(["--out", out.to_str().unwrap(), "score"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"https://appleid.apple.com.secure-id-check.com/\nnot a url\n")?;
+    let o = child.wait_with_output()?;
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout)?;
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(lines[0][1], "secure-id-check.com", "{text}");
+    assert!(lines[0][2].contains("subdomains_3_plus"), "{text}");
+    assert_eq!((lines[1][1], lines[1][2]), ("-", "unparsable"), "{text}");
+
+    let o = cli(&[
+        "--params",
+        &params,
+        "--extra-dir",
+        extra.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "holdout",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("holdout.json"))?)?;
+    let models: Vec<&String> = report["models"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        models,
+        [
+            "ngram-baseline",
+            "url-ngram 0.0.0-tiny-ngram",
+            "url-ngram 0.0.0-tiny-ngram without url signals"
+        ]
+    );
+    std::fs::remove_dir_all(out)?;
+    Ok(())
 }

@@ -1,8 +1,9 @@
 //! The NNEF form of the released model (`model/model.nnef.tar`, what the model-service builds in)
 //! is exactly what the export makes of `model/model.onnx`, and scores like it.
 
-use lib_ml::{read_dataset, ReadMode, Tokenizer};
-use model_training::onnx::{to_nnef, TractModel};
+use lib_ml::encoder::UrlEncoder;
+use lib_ml::{read_dataset, ReadMode};
+use model_training::onnx::{to_nnef, tract_ngram_scores};
 use std::path::PathBuf;
 
 fn model_dir() -> PathBuf {
@@ -27,8 +28,12 @@ fn committed_nnef_is_the_conversion_of_the_committed_onnx() -> anyhow::Result<()
 #[test]
 fn nnef_scores_like_onnx_on_test_urls() -> anyhow::Result<()> {
     let dir = model_dir();
-    let tokenizer = Tokenizer::load(dir.join("tokenizer.json"))?;
-    let len = tokenizer.max_len();
+    let read = |f: &str| std::fs::read(dir.join(f));
+    let encoder = UrlEncoder::from_parts(
+        &String::from_utf8(read("features.json")?)?,
+        &read("known-domains.bin")?,
+        &String::from_utf8(read("brands.txt")?)?,
+    )?;
     let owned: Vec<String> = match test_support::shared_path("PHISHING_DATA_DIR", "data/phishing") {
         Some(data) => read_dataset(data.join("test.txt"), ReadMode::Strict)?
             .samples
@@ -39,9 +44,8 @@ fn nnef_scores_like_onnx_on_test_urls() -> anyhow::Result<()> {
         None => return Ok(()),
     };
     let urls: Vec<&str> = owned.iter().map(String::as_str).collect();
-    let onnx = TractModel::load(&dir.join("model.onnx"), 256, len)?.scores(&tokenizer, &urls)?;
-    let nnef =
-        TractModel::load_nnef(&dir.join("model.nnef.tar"), 256, len)?.scores(&tokenizer, &urls)?;
+    let onnx = tract_ngram_scores(&dir.join("model.onnx"), false, &encoder, &urls)?;
+    let nnef = tract_ngram_scores(&dir.join("model.nnef.tar"), true, &encoder, &urls)?;
     let max = onnx
         .iter()
         .zip(&nnef)

@@ -87,9 +87,8 @@ impl ClassifierGuest for Component {
             name: c.name.clone(),
             version: c.version.clone(),
             threshold: c.threshold,
-            sequence_length: c.tokenizer.max_len() as u32,
+            sequence_length: c.encoder.width() as u32,
             preinitialized: model::preinitialized(),
-            matmul_kernels: c.matmul_kernels.clone(),
         }
     }
 

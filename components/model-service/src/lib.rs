@@ -9,7 +9,6 @@
 pub mod alloc_check;
 pub mod api;
 pub mod arena;
-pub mod kernel;
 pub mod model;
 mod reader;
 

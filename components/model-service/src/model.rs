@@ -2,18 +2,40 @@
 //! when the component is pre-initialized (snapshotted), so requests never pay for it.
 
 use anyhow::{Context, Result};
-use lib_ml::Tokenizer;
+use lib_ml::analysis::Analysis;
+use lib_ml::encoder::UrlEncoder;
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use tract_nnef::prelude::*;
-use tract_nnef::tract_core::ops::matmul::optimized::OptMatMul;
 
 /// `model/model.nnef.tar` (the released `model.onnx` as tract NNEF, already decluttered).
 pub const MODEL_NNEF: &[u8] = include_bytes!("../../../model/model.nnef.tar");
-/// `model/tokenizer.json`, built in.
-pub const TOKENIZER_JSON: &str = include_str!("../../../model/tokenizer.json");
+/// `model/features.json`: how a URL becomes the model's inputs.
+pub const FEATURES_JSON: &str = include_str!("../../../model/features.json");
+/// `model/known-domains.bin`: widely used registrable domains, hashed, by tier.
+pub const KNOWN_DOMAINS: &[u8] = include_bytes!("../../../model/known-domains.bin");
+/// `model/brands.txt`: brands phishers imitate.
+pub const BRANDS_TXT: &str = include_str!("../../../model/brands.txt");
+
+/// The built-in preprocessing files, as [`Classifier::from_parts`] takes them.
+#[derive(Clone, Copy)]
+pub struct Preprocessing<'a> {
+    /// `features.json`.
+    pub features_json: &'a str,
+    /// `known-domains.bin`.
+    pub known_domains: &'a [u8],
+    /// `brands.txt`.
+    pub brands: &'a str,
+}
+
+/// The built-in preprocessing files.
+pub const BUILT_IN_PREPROCESSING: Preprocessing<'static> = Preprocessing {
+    features_json: FEATURES_JSON,
+    known_domains: KNOWN_DOMAINS,
+    brands: BRANDS_TXT,
+};
 /// `model/model-card.json`, built in and served at `GET /model`.
 pub const MODEL_CARD_JSON: &str = include_str!("../../../model/model-card.json");
 
@@ -65,22 +87,16 @@ pub const MAX_BATCH: usize = 256;
 
 /// The model, ready to run.
 pub struct Classifier {
-    /// The optimized plan for one URL: every shape concrete, so tract picks its kernels and
-    /// im2col strategy for exactly these sizes. A batch runs it once per URL: measured round by
-    /// round in one run inside wasm, 32 runs of this plan took 89–139 ms where one run of a plan
-    /// with a symbolic batch dimension took 98–141 ms, and one plan keeps one copy of the packed
-    /// weights, not two.
+    /// The optimized plan for one URL: every shape concrete. A batch runs it once per URL.
     plan: Arc<TypedRunnableModel>,
-    /// The tokenizer the model was trained with.
-    pub tokenizer: Tokenizer,
+    /// Turns a URL into the model's inputs (ids and values), as in training.
+    pub encoder: UrlEncoder,
     /// Model name from the card.
     pub name: String,
     /// Model version from the card.
     pub version: String,
     /// Scores at or above this are phishing.
     pub threshold: f32,
-    /// The matrix-product kernel of each matrix product in the plan, in plan order.
-    pub matmul_kernels: Vec<String>,
 }
 
 static CLASSIFIER: OnceLock<Classifier> = OnceLock::new();
@@ -97,49 +113,52 @@ struct CardHead {
 impl Classifier {
     /// Parses, optimizes and plans the built-in model (the expensive step).
     pub fn load() -> Result<Classifier> {
-        Classifier::build(read_built_in, TOKENIZER_JSON, MODEL_CARD_JSON)
+        Classifier::build(read_built_in, BUILT_IN_PREPROCESSING, MODEL_CARD_JSON)
     }
 
     /// Parses, optimizes and plans a model from its files' contents. A missing or corrupt part is
     /// an error naming it (so a bad model fails the build's snapshot step, never a request).
-    pub fn from_parts(nnef: &[u8], tokenizer_json: &str, card_json: &str) -> Result<Classifier> {
-        Classifier::build(|| read_nnef(nnef), tokenizer_json, card_json)
+    pub fn from_parts(
+        nnef: &[u8],
+        preprocessing: Preprocessing<'_>,
+        card_json: &str,
+    ) -> Result<Classifier> {
+        Classifier::build(|| read_nnef(nnef), preprocessing, card_json)
     }
 
     /// [`from_parts`](Self::from_parts) with the NNEF file's reading left to `read`, which
     /// runs first.
     fn build(
         read: impl FnOnce() -> Result<TypedModel>,
-        tokenizer_json: &str,
+        preprocessing: Preprocessing<'_>,
         card_json: &str,
     ) -> Result<Classifier> {
         // The file first: what is built after `read` may be served from the file's memory
-        // (see `preinitialize`), and the tokenizer and the card are read by every request too.
+        // (see `preinitialize`), and the encoder and the card are read by every request too.
         let model = read()?;
-        let tokenizer =
-            Tokenizer::from_json(tokenizer_json).context("built-in tokenizer is invalid")?;
+        let encoder = UrlEncoder::from_parts(
+            preprocessing.features_json,
+            preprocessing.known_domains,
+            preprocessing.brands,
+        )
+        .context(
+            "built-in preprocessing (features.json, known-domains.bin, brands.txt) is invalid",
+        )?;
         let card: CardHead =
             serde_json::from_str(card_json).context("built-in model card is invalid")?;
-        let len = tokenizer.max_len();
-        // The graph declares its input as [batch, len]: fix `batch` to 1 everywhere (setting only
-        // the input's shape would leave every other shape symbolic), then optimize and plan.
+        let width = encoder.width();
+        // The graph declares its inputs as [batch, width]: fix `batch` to 1 everywhere (setting
+        // only the inputs' shapes would leave every other shape symbolic), then optimize and plan.
         let batch = model.sym("batch");
         let plan = model
             .set_symbols(&HashMap::from([(batch, 1.to_dim())]))?
-            .with_input_fact(0, i64::fact([1, len]))?
+            .with_input_fact(0, i64::fact([1, width]))?
+            .with_input_fact(1, f32::fact([1, width]))?
             .into_optimized()?
             .into_runnable()?;
-        let matmul_kernels = plan
-            .model()
-            .nodes()
-            .iter()
-            .filter_map(|node| node.op_as::<OptMatMul>())
-            .flat_map(|op| op.mmm.iter().map(|mmm| mmm.name().to_string()))
-            .collect();
         Ok(Classifier {
             plan,
-            matmul_kernels,
-            tokenizer,
+            encoder,
             name: card.name,
             version: card.version,
             threshold: card.threshold,
@@ -152,19 +171,38 @@ impl Classifier {
             !urls.is_empty() && urls.len() <= MAX_BATCH,
             "expected 1 to {MAX_BATCH} URLs"
         );
-        let len = self.tokenizer.max_len();
-        let mut ids = vec![0u32; len];
+        Ok(self
+            .scores_with_analysis(urls)?
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect())
+    }
+
+    /// P(phishing) for each URL with the URL analysis its inputs came from, in order.
+    pub fn scores_with_analysis(&self, urls: &[&str]) -> Result<Vec<(f32, Analysis)>> {
+        anyhow::ensure!(
+            !urls.is_empty() && urls.len() <= MAX_BATCH,
+            "expected 1 to {MAX_BATCH} URLs"
+        );
+        let width = self.encoder.width();
         let mut state = self.plan.spawn()?;
-        let mut scores = Vec::with_capacity(urls.len());
+        let mut out = Vec::with_capacity(urls.len());
         for url in urls {
-            self.tokenizer.encode_into(url, &mut ids);
-            let input: Tensor =
-                tract_ndarray::Array2::from_shape_fn((1, len), |(_, j)| i64::from(ids[j])).into();
-            let out = state.run(tvec!(input.into()))?;
-            let score = out[0].to_plain_array_view::<f32>()?;
-            scores.push(*score.iter().next().context("the model returned no score")?);
+            let mut ids = Tensor::zero::<i64>(&[1, width])?;
+            let mut values = Tensor::zero::<f32>(&[1, width])?;
+            let analysis = self.encoder.encode_into_with_analysis(
+                url,
+                ids.try_as_plain_ram_mut()?.as_slice_mut::<i64>()?,
+                values.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?,
+            );
+            let result = state.run(tvec!(ids.into(), values.into()))?;
+            let score = result[0].to_plain_array_view::<f32>()?;
+            out.push((
+                *score.iter().next().context("the model returned no score")?,
+                analysis,
+            ));
         }
-        Ok(scores)
+        Ok(out)
     }
 }
 
@@ -199,7 +237,7 @@ pub(crate) fn preinitialize(build_in: impl FnOnce(*mut u8, usize)) -> Result<()>
             }
             Ok(model)
         };
-        let c = Classifier::build(read, TOKENIZER_JSON, MODEL_CARD_JSON)?;
+        let c = Classifier::build(read, BUILT_IN_PREPROCESSING, MODEL_CARD_JSON)?;
         // Run the plan once, so whatever tract sets up on a first run (kernel choices, lazily
         // built tables, a heap grown to the size inference needs) is in the snapshot too, not
         // redone by every fresh instance.
@@ -241,8 +279,8 @@ pub fn loads_at_request_time() -> u32 {
 mod tests {
     use super::*;
 
-    fn error_of(nnef: &[u8], tokenizer: &str, card: &str) -> String {
-        match Classifier::from_parts(nnef, tokenizer, card) {
+    fn error_of(nnef: &[u8], pre: Preprocessing<'_>, card: &str) -> String {
+        match Classifier::from_parts(nnef, pre, card) {
             Ok(_) => panic!("a broken model must not load"),
             Err(e) => format!("{e:#}"),
         }
@@ -250,17 +288,27 @@ mod tests {
 
     #[test]
     fn a_corrupt_or_missing_part_is_a_clear_error() {
-        let e = error_of(
-            &MODEL_NNEF[..MODEL_NNEF.len() / 2],
-            TOKENIZER_JSON,
-            MODEL_CARD_JSON,
+        let pre = BUILT_IN_PREPROCESSING;
+        let e = error_of(&MODEL_NNEF[..MODEL_NNEF.len() / 2], pre, MODEL_CARD_JSON);
+        assert!(e.contains("NNEF model is invalid"), "{e}");
+        let e = error_of(b"", pre, MODEL_CARD_JSON);
+        assert!(e.contains("NNEF model is invalid"), "{e}");
+        let bad = Preprocessing {
+            features_json: "{\"format\": \"nope\"}",
+            ..pre
+        };
+        let e = error_of(MODEL_NNEF, bad, MODEL_CARD_JSON);
+        assert!(
+            e.contains("preprocessing") && e.contains("features spec"),
+            "{e}"
         );
-        assert!(e.contains("NNEF model is invalid"), "{e}");
-        let e = error_of(b"", TOKENIZER_JSON, MODEL_CARD_JSON);
-        assert!(e.contains("NNEF model is invalid"), "{e}");
-        let e = error_of(MODEL_NNEF, "{\"format\": \"nope\"}", MODEL_CARD_JSON);
-        assert!(e.contains("tokenizer is invalid"), "{e}");
-        let e = error_of(MODEL_NNEF, TOKENIZER_JSON, "");
+        let bad = Preprocessing {
+            known_domains: &KNOWN_DOMAINS[..KNOWN_DOMAINS.len() - 2],
+            ..pre
+        };
+        let e = error_of(MODEL_NNEF, bad, MODEL_CARD_JSON);
+        assert!(e.contains("known-domains"), "{e}");
+        let e = error_of(MODEL_NNEF, pre, "");
         assert!(e.contains("model card is invalid"), "{e}");
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! `tract_nnef::nnef()` registers every operator tract knows (FFTs, recurrent cells, einsum,
 //! quantized convolutions, ...), and registering one links its code into the component whether
-//! a model uses it or not. The char-CNN needs a dozen; registering only those, and reading the
+//! a model uses it or not. The n-gram model needs a handful; registering only those, and reading the
 //! archive here rather than with `Nnef::model_for_read` (which builds the full reader for any
 //! sub-model it meets), leaves the rest out of the component (see `benchmarks/README.md` for
 //! what it saved).
@@ -19,26 +19,19 @@ use tract_nnef::ops::nnef::deser;
 use tract_nnef::tract_core::ops::{array::Gather, cast::Cast, math, nn};
 use tract_nnef::ProtoModel;
 
-/// A reader for the operators in `model/model.nnef.tar`: NNEF's `external`, `variable`,
-/// `reshape`, `transpose`, `squeeze`, `unsqueeze`, `conv`, `max_pool` (a fragment over
-/// `max_pool_with_index`), `matmul`, `add`, `tanh`, `sigmoid`, and tract's `tract_core_external`,
-/// `tract_core_gather` and `tract_core_cast` (the last one in the graph's properties).
+/// A reader for the operators in `model/model.nnef.tar`: NNEF's `external`, `variable`, `mul`,
+/// `sum_reduce`, `add`, `sigmoid`, and tract's `tract_core_external`, `tract_core_gather` and
+/// `tract_core_cast` (the last one in the graph's properties).
 pub fn nnef() -> Nnef {
     let mut stdlib = tract_nnef::framework::stdlib();
     // Registered as tract's own registry does it: a primitive takes its declaration (parameters,
     // defaults, results) from NNEF's standard library; every other fragment with a body stays
     // available (`max_pool` is one, written in terms of `max_pool_with_index`).
     let mut standard = Registry::new("tract_nnef");
-    let primitives: [(&str, ToTract); 9] = [
+    let primitives: [(&str, ToTract); 3] = [
         ("external", deser::external),
         ("variable", deser::variable),
-        ("reshape", deser::reshape),
-        ("transpose", deser::transpose),
-        ("squeeze", deser::squeeze),
-        ("unsqueeze", deser::unsqueeze),
-        ("conv", deser::conv),
-        ("max_pool_with_index", deser::max_pool_with_index),
-        ("matmul", deser::matmul),
+        ("sum_reduce", deser::reduce),
     ];
     for (id, to_tract) in primitives {
         let at = stdlib
@@ -49,7 +42,7 @@ pub fn nnef() -> Nnef {
         standard.register_primitive(id, &decl.parameters, &decl.results, to_tract);
     }
     standard.register_binary("add", &math::Add {});
-    standard.register_unit_element_wise("tanh", &math::Tanh {});
+    standard.register_binary("mul", &math::Mul {});
     standard.register_unit_element_wise("sigmoid", &nn::Sigmoid {});
     for fragment in stdlib {
         if fragment.body.is_some() {
@@ -142,7 +135,7 @@ fn external(builder: &mut ModelBuilder, invocation: &ResolvedInvocation) -> Trac
     Ok(Value::Wire(builder.model.add_source("", dt.fact(&*shape))?))
 }
 
-/// `tract_core_gather(input, indices, axis)`: the embedding lookup.
+/// `tract_core_gather(input, indices, axis)`: the weight lookup.
 fn gather(builder: &mut ModelBuilder, invocation: &ResolvedInvocation) -> TractResult<Value> {
     let input = invocation.named_arg_as(builder, "input")?;
     let indices = invocation.named_arg_as(builder, "indices")?;
@@ -169,12 +162,18 @@ mod tests {
     use crate::model::MODEL_NNEF;
     use std::io::Cursor;
 
-    fn scores(model: TypedModel, ids: &[Vec<i64>]) -> TractResult<Vec<f32>> {
-        let plan = model.into_optimized()?.into_runnable()?;
+    /// Scores rows of (ids, values) one at a time.
+    fn scores(model: TypedModel, rows: &[(Vec<i64>, Vec<f32>)]) -> TractResult<Vec<f32>> {
+        let batch = model.sym("batch");
+        let plan = model
+            .set_symbols(&HashMap::from([(batch, 1.to_dim())]))?
+            .into_optimized()?
+            .into_runnable()?;
         let mut out = Vec::new();
-        for row in ids {
-            let input = Tensor::from_shape(&[1, row.len()], row)?;
-            let result = plan.run(tvec!(input.into()))?;
+        for (ids, values) in rows {
+            let a = Tensor::from_shape(&[1, ids.len()], ids)?;
+            let b = Tensor::from_shape(&[1, values.len()], values)?;
+            let result = plan.run(tvec!(a.into(), b.into()))?;
             out.push(
                 *result[0]
                     .to_plain_array_view::<f32>()?
@@ -188,29 +187,39 @@ mod tests {
 
     #[test]
     fn reads_the_released_model_as_the_full_reader_does() {
-        let len = 200;
-        let ids: Vec<Vec<i64>> = (0..4)
-            .map(|k| (0..len).map(|i| ((i * 7 + k * 13) % 71) as i64).collect())
-            .collect();
-        let ours = scores(read(MODEL_NNEF).unwrap(), &ids).unwrap();
+        let c = crate::model::Classifier::load().unwrap();
+        let w = c.encoder.width();
+        let rows: Vec<(Vec<i64>, Vec<f32>)> = [
+            "http://a.com/",
+            "https://appleid.apple.com.secure-id-check.com/",
+            "paypal.com/signin",
+        ]
+        .iter()
+        .map(|u| {
+            let (mut ids, mut values) = (vec![0i64; w], vec![0f32; w]);
+            c.encoder.encode_into(u, &mut ids, &mut values);
+            (ids, values)
+        })
+        .collect();
+        let ours = scores(read(MODEL_NNEF).unwrap(), &rows).unwrap();
         let full = tract_nnef::nnef()
             .model_for_read(&mut Cursor::new(MODEL_NNEF))
             .unwrap();
-        let full = scores(full, &ids).unwrap();
+        let full = scores(full, &rows).unwrap();
         assert_eq!(ours, full);
     }
 
     #[test]
     fn a_model_with_another_operator_is_refused_naming_it() {
-        // The same model with its first `tanh` swapped for `sinh` (same length, so the tar stays
-        // valid): tract's full reader loads it, ours must refuse it and say why.
-        let text = "tanh0 = tanh(conv0);";
+        // The same model with its `sigmoid` swapped for `sinh` plus two blanks (same length, so
+        // the tar stays valid): tract's full reader loads it, ours must refuse it and say why.
+        let text = "= sigmoid(add_bias);";
         let at = MODEL_NNEF
             .windows(text.len())
             .position(|w| w == text.as_bytes())
-            .expect("the released graph applies tanh to conv0");
+            .expect("the released graph ends in sigmoid(add_bias)");
         let mut model = MODEL_NNEF.to_vec();
-        model[at..at + text.len()].copy_from_slice(b"tanh0 = sinh(conv0);");
+        model[at..at + text.len()].copy_from_slice(b"=    sinh(add_bias);");
         assert!(tract_nnef::nnef()
             .model_for_read(&mut Cursor::new(&model))
             .is_ok());

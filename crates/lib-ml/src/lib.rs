@@ -20,8 +20,12 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod analysis;
 mod dataset;
+pub mod domain;
+pub mod encoder;
 mod label;
+pub mod ngrams;
 mod tokenizer;
 
 pub use dataset::{

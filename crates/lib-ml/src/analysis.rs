@@ -1,0 +1,916 @@
+//! What a person checks before trusting a link, as data: the real site (registrable domain by
+//! the Public Suffix List), whether it is a widely used one, a brand's name where it does not
+//! belong, lookalike spellings, IP-address hosts, punycode, free hosting.
+//!
+//! These are inputs of the model (see [`crate::encoder`]), learned from data like every other
+//! feature; they are also what explanations quote, so the reasons shown and the score come from
+//! the same analysis.
+//!
+//! ```
+//! use lib_ml::analysis::{Brands, KnownDomains, Signal, UrlAnalyzer};
+//!
+//! let known = KnownDomains::from_ranked(["google.com", "apple.com", "paypal.com"], &[1000]);
+//! let brands = Brands::parse("apple\tapple.com\npaypal\tpaypal.com\n").unwrap();
+//! let analyzer = UrlAnalyzer::new(known, brands);
+//! let a = analyzer.analyze("https://appleid.apple.com.secure-id-check.com/");
+//! assert_eq!(a.registrable_domain.as_deref(), Some("secure-id-check.com"));
+//! assert_eq!(a.brand_in_subdomain.as_deref(), Some("apple.com"));
+//! assert!(a.signals().contains(&Signal::BrandInSubdomain));
+//! let a = analyzer.analyze("paypal.com/signin");
+//! assert_eq!(a.known_tier, Some(0));
+//! ```
+
+use crate::domain::split_host;
+use crate::ngrams::fnv1a;
+use std::fmt;
+
+/// Registrable domains of widely used sites, by popularity tier, stored as sorted 32-bit hashes
+/// (4 bytes a domain; a stranger's domain is taken for a known one with odds of about
+/// count / 2^32).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownDomains {
+    /// Per tier: the rank it ends at (exclusive) and its sorted hashes.
+    tiers: Vec<(u32, Vec<u32>)>,
+}
+
+const KNOWN_MAGIC: &[u8; 8] = b"KNOWNDM1";
+
+fn domain_hash(domain: &str) -> u32 {
+    let h = fnv1a(domain.as_bytes());
+    (h ^ (h >> 32)) as u32
+}
+
+/// A known-domains file that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownDomainsError(pub String);
+
+impl fmt::Display for KnownDomainsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "known-domains file is invalid: {}", self.0)
+    }
+}
+
+impl std::error::Error for KnownDomainsError {}
+
+impl KnownDomains {
+    /// From domains in rank order (most popular first), cut into tiers ending at `bounds`
+    /// (ascending ranks; domains past the last bound are left out). Each domain is reduced to
+    /// its registrable domain; a domain already in a higher tier is not repeated.
+    pub fn from_ranked<'a>(domains: impl IntoIterator<Item = &'a str>, bounds: &[u32]) -> Self {
+        let mut tiers: Vec<(u32, Vec<u32>)> = bounds.iter().map(|&b| (b, Vec::new())).collect();
+        let mut seen = std::collections::HashSet::new();
+        for (rank, d) in domains.into_iter().enumerate() {
+            let Some(tier) = bounds.iter().position(|&b| (rank as u32) < b) else {
+                break;
+            };
+            let d = d.trim().to_ascii_lowercase();
+            let reg = split_host(&d).registrable.unwrap_or(&d).to_string();
+            let h = domain_hash(&reg);
+            if seen.insert(h) {
+                tiers[tier].1.push(h);
+            }
+        }
+        for (_, t) in &mut tiers {
+            t.sort_unstable();
+        }
+        KnownDomains { tiers }
+    }
+
+    /// The tier `registrable` is in (0 = most popular), if any.
+    pub fn tier(&self, registrable: &str) -> Option<usize> {
+        let h = domain_hash(registrable);
+        self.tiers
+            .iter()
+            .position(|(_, t)| t.binary_search(&h).is_ok())
+    }
+
+    /// The rank each tier ends at.
+    pub fn bounds(&self) -> Vec<u32> {
+        self.tiers.iter().map(|(b, _)| *b).collect()
+    }
+
+    /// Domains stored.
+    pub fn len(&self) -> usize {
+        self.tiers.iter().map(|(_, t)| t.len()).sum()
+    }
+
+    /// No domains.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The file form: magic, tier count, then per tier its bound, count and hashes (u32, LE).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = KNOWN_MAGIC.to_vec();
+        out.extend((self.tiers.len() as u32).to_le_bytes());
+        for (bound, t) in &self.tiers {
+            out.extend(bound.to_le_bytes());
+            out.extend((t.len() as u32).to_le_bytes());
+            for h in t {
+                out.extend(h.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// Reads [`to_bytes`](Self::to_bytes)' form.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KnownDomainsError> {
+        let err = |m: &str| KnownDomainsError(m.to_string());
+        let rest = bytes
+            .strip_prefix(KNOWN_MAGIC)
+            .ok_or_else(|| err("wrong magic bytes"))?;
+        let mut words = rest.chunks(4).map(|c| c.try_into().map(u32::from_le_bytes));
+        let mut next = |what: &str| -> Result<u32, KnownDomainsError> {
+            words
+                .next()
+                .ok_or_else(|| err(&format!("ends before {what}")))?
+                .map_err(|_| err("length is not a multiple of 4"))
+        };
+        let n = next("the tier count")?;
+        if n > 16 {
+            return Err(err(&format!("{n} tiers (at most 16)")));
+        }
+        let mut tiers = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let bound = next("a tier's bound")?;
+            let count = next("a tier's count")?;
+            if count as usize > bytes.len() / 4 {
+                return Err(err(&format!(
+                    "a tier of {count} domains is longer than the file"
+                )));
+            }
+            let hashes = (0..count)
+                .map(|_| next("a hash"))
+                .collect::<Result<Vec<u32>, _>>()?;
+            if hashes.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(err("hashes are not sorted"));
+            }
+            tiers.push((bound, hashes));
+        }
+        if next("").is_ok() {
+            return Err(err("bytes after the last tier"));
+        }
+        Ok(KnownDomains { tiers })
+    }
+}
+
+/// Brands phishers imitate: a name (`paypal`) and the registrable domain it belongs to
+/// (`paypal.com`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Brands {
+    names: Vec<(String, String)>,
+}
+
+impl Brands {
+    /// From `name<TAB>domain` lines (`#` comments and empty lines skipped).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut names = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim_end();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (name, domain) = line
+                .split_once('\t')
+                .ok_or_else(|| format!("brands line {}: expected name<TAB>domain", i + 1))?;
+            if name.len() < 4
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            {
+                return Err(format!(
+                    "brands line {}: name {name:?} must be 4+ lower-case letters or digits",
+                    i + 1
+                ));
+            }
+            names.push((name.to_string(), domain.to_string()));
+        }
+        Ok(Brands { names })
+    }
+
+    /// The `name<TAB>domain` text.
+    pub fn to_text(&self) -> String {
+        self.names
+            .iter()
+            .map(|(n, d)| format!("{n}\t{d}\n"))
+            .collect()
+    }
+
+    /// From (name, domain) pairs.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        Brands {
+            names: pairs.into_iter().collect(),
+        }
+    }
+
+    /// The brands, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.names.iter().map(|(n, d)| (n.as_str(), d.as_str()))
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// None.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    fn domain_of(&self, name: &str) -> Option<&str> {
+        self.names
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d.as_str())
+    }
+}
+
+/// Registrable domains that give anyone a page of their own but are not in the Public Suffix
+/// List's private section (those are caught by it).
+pub const FREE_HOSTING: &[&str] = &[
+    "000webhostapp.com",
+    "weebly.com",
+    "weeblysite.com",
+    "godaddysites.com",
+    "wordpress.com",
+    "glitch.me",
+    "yolasite.com",
+    "jimdosite.com",
+    "mystrikingly.com",
+    "site123.me",
+    "carrd.co",
+    "tiiny.site",
+    "wix.com",
+    "webnode.page",
+    "ipfs.io",
+    "dweb.link",
+    "rf.gd",
+    "epizy.com",
+    "byethost7.com",
+    "infinityfreeapp.com",
+    "atwebpages.com",
+    "freehostia.com",
+    "bit.ly",
+    "tinyurl.com",
+];
+
+/// One signal of the analysis: a model input with a fixed index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Signal {
+    /// The URL could not be split into scheme, host and path.
+    Unparsable,
+    /// The host is an IP address.
+    IpHost,
+    /// A host label is punycode (`xn--`).
+    Punycode,
+    /// The host holds non-ASCII characters as typed.
+    NonAsciiHost,
+    /// The suffix is in the Public Suffix List's private section (anyone can get a name there).
+    PrivateSuffix,
+    /// The registrable domain is a free page-hosting or link-shortening service.
+    FreeHosting,
+    /// The registrable domain is among the most used (tier 0, 1 or 2 of the known domains).
+    KnownTier0,
+    /// See [`Signal::KnownTier0`].
+    KnownTier1,
+    /// See [`Signal::KnownTier0`].
+    KnownTier2,
+    /// A brand's name is a label of the subdomain, and the site is not that brand's.
+    BrandInSubdomain,
+    /// A brand's name is in the path or query, and the site is not that brand's.
+    BrandInPath,
+    /// A brand's name is part of the registrable domain's name (`paypal-secure-login.com`).
+    BrandInDomain,
+    /// The registrable domain's name is a near-spelling of a brand's (`steamcommunlty`).
+    Lookalike,
+    /// No subdomain (besides `www`).
+    Subdomains0,
+    /// One subdomain label.
+    Subdomains1,
+    /// Two.
+    Subdomains2,
+    /// Three or more.
+    Subdomains3Plus,
+    /// One hyphen in the registrable domain's name.
+    DomainHyphen1,
+    /// Two or more.
+    DomainHyphens2Plus,
+    /// Digits in the registrable domain's name.
+    DomainDigits,
+    /// A user name before the host (`https://paypal.com@evil.example/`).
+    Userinfo,
+    /// An explicit port.
+    Port,
+    /// A host longer than 40 characters.
+    LongHost,
+    /// The scheme is `http` (not `https`).
+    PlainHttp,
+}
+
+impl Signal {
+    /// Every signal, in index order.
+    pub const ALL: [Signal; 24] = [
+        Signal::Unparsable,
+        Signal::IpHost,
+        Signal::Punycode,
+        Signal::NonAsciiHost,
+        Signal::PrivateSuffix,
+        Signal::FreeHosting,
+        Signal::KnownTier0,
+        Signal::KnownTier1,
+        Signal::KnownTier2,
+        Signal::BrandInSubdomain,
+        Signal::BrandInPath,
+        Signal::BrandInDomain,
+        Signal::Lookalike,
+        Signal::Subdomains0,
+        Signal::Subdomains1,
+        Signal::Subdomains2,
+        Signal::Subdomains3Plus,
+        Signal::DomainHyphen1,
+        Signal::DomainHyphens2Plus,
+        Signal::DomainDigits,
+        Signal::Userinfo,
+        Signal::Port,
+        Signal::LongHost,
+        Signal::PlainHttp,
+    ];
+
+    /// Its index in [`Signal::ALL`].
+    pub fn index(self) -> usize {
+        Signal::ALL
+            .iter()
+            .position(|&s| s == self)
+            .expect("every signal is in ALL")
+    }
+
+    /// Its stable snake-case code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Signal::Unparsable => "unparsable",
+            Signal::IpHost => "ip_host",
+            Signal::Punycode => "punycode",
+            Signal::NonAsciiHost => "non_ascii_host",
+            Signal::PrivateSuffix => "private_suffix",
+            Signal::FreeHosting => "free_hosting",
+            Signal::KnownTier0 => "known_domain_tier0",
+            Signal::KnownTier1 => "known_domain_tier1",
+            Signal::KnownTier2 => "known_domain_tier2",
+            Signal::BrandInSubdomain => "brand_in_subdomain",
+            Signal::BrandInPath => "brand_in_path",
+            Signal::BrandInDomain => "brand_in_domain",
+            Signal::Lookalike => "lookalike",
+            Signal::Subdomains0 => "subdomains_0",
+            Signal::Subdomains1 => "subdomains_1",
+            Signal::Subdomains2 => "subdomains_2",
+            Signal::Subdomains3Plus => "subdomains_3_plus",
+            Signal::DomainHyphen1 => "domain_hyphen_1",
+            Signal::DomainHyphens2Plus => "domain_hyphens_2_plus",
+            Signal::DomainDigits => "domain_digits",
+            Signal::Userinfo => "userinfo",
+            Signal::Port => "port",
+            Signal::LongHost => "long_host",
+            Signal::PlainHttp => "plain_http",
+        }
+    }
+}
+
+/// A URL's parts as a browser would take them, without validating more than that.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UrlParts {
+    /// Lower-cased scheme, if one was given.
+    pub scheme: Option<String>,
+    /// `user[:password]` before `@`.
+    pub userinfo: Option<String>,
+    /// Lower-cased host as typed (may hold non-ASCII), without a trailing dot.
+    pub host: String,
+    /// The port, if given.
+    pub port: Option<String>,
+    /// Everything from the first `/`, `?` or `#` after the host.
+    pub rest: String,
+}
+
+/// Splits `url` into scheme, userinfo, host, port and the rest. A URL without a scheme
+/// (`paypal.com/signin`) is read as if `http://` came first. `None` when there is no host or
+/// the host holds characters no host can (spaces, `<`, quotes, ...).
+pub fn split_url(url: &str) -> Option<UrlParts> {
+    let url = url.trim();
+    let (scheme, after) = match url.find("://") {
+        Some(i)
+            if i > 0
+                && url[..i]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+                && url.as_bytes()[0].is_ascii_alphabetic() =>
+        {
+            (Some(url[..i].to_ascii_lowercase()), &url[i + 3..])
+        }
+        _ => (None, url.strip_prefix("//").unwrap_or(url)),
+    };
+    let end = after.find(['/', '?', '#', '\\']).unwrap_or(after.len());
+    let (authority, rest) = after.split_at(end);
+    let (userinfo, hostport) = match authority.rfind('@') {
+        Some(i) => (Some(authority[..i].to_string()), &authority[i + 1..]),
+        None => (None, authority),
+    };
+    let (host, port) = if hostport.starts_with('[') {
+        match hostport.find(']') {
+            Some(i) => (
+                &hostport[..=i],
+                hostport[i + 1..].strip_prefix(':').map(str::to_string),
+            ),
+            None => return None,
+        }
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p.to_string())),
+            None => (hostport, None),
+        }
+    };
+    // One trailing dot is the root (`example.com.`); an empty label anywhere else is no host.
+    if host.contains("..") {
+        return None;
+    }
+    let host = host.strip_suffix('.').unwrap_or(host).to_lowercase();
+    let bad = |c: char| c.is_whitespace() || c.is_control() || "<>\"'`{}|^%@,;=!$&()*+".contains(c);
+    if host.is_empty() || host.contains(bad) || host.starts_with('.') {
+        return None;
+    }
+    if port
+        .as_deref()
+        .is_some_and(|p| !p.is_empty() && !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    Some(UrlParts {
+        scheme,
+        userinfo,
+        host,
+        port: port.filter(|p| !p.is_empty()),
+        rest: rest.to_string(),
+    })
+}
+
+/// `url` as the model reads it: trimmed, and with `http://` in front when it has no scheme
+/// (`paypal.com/signin`, `//cdn.example/x`), as a browser's address bar would take it. Which
+/// rows of a data set happen to lack a scheme says more about who collected them than about
+/// phishing, so training and serving both read every URL this way.
+pub fn normalize_url(url: &str) -> std::borrow::Cow<'_, str> {
+    let url = url.trim();
+    let (scheme, rest) = match split_url(url) {
+        Some(UrlParts { scheme: None, .. }) => ("http://", url.strip_prefix("//").unwrap_or(url)),
+        Some(UrlParts {
+            scheme: Some(_), ..
+        }) => match url.find("://") {
+            Some(i) => (&url[..i + 3], &url[i + 3..]),
+            None => return std::borrow::Cow::Borrowed(url),
+        },
+        None => return std::borrow::Cow::Borrowed(url),
+    };
+    if scheme.len() + rest.len() == url.len() && url.starts_with(scheme) {
+        std::borrow::Cow::Borrowed(url)
+    } else {
+        std::borrow::Cow::Owned(format!("{scheme}{rest}"))
+    }
+}
+
+/// Whether `host` is an IP address as browsers read one: IPv6 in brackets, four decimal
+/// parts, or one or more numeric parts in decimal, octal or hex (`0x7f.1`, `3232235777`).
+pub fn is_ip_host(host: &str) -> bool {
+    if host.starts_with('[') {
+        return true;
+    }
+    let parts: Vec<&str> = host.split('.').collect();
+    parts.len() <= 4
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && (p.bytes().all(|b| b.is_ascii_digit())
+                    || p.strip_prefix("0x")
+                        .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit())))
+        })
+}
+
+/// Each label of `host` as ASCII: non-ASCII labels encoded as punycode.
+fn ascii_host(host: &str) -> String {
+    if host.is_ascii() {
+        return host.to_string();
+    }
+    host.split('.')
+        .map(|l| {
+            if l.is_ascii() {
+                l.to_string()
+            } else {
+                punycode::encode(l).map_or_else(|_| l.to_string(), |p| format!("xn--{p}"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// `s` with look-alike characters replaced by the Latin letters they imitate (Cyrillic and
+/// Greek homoglyphs, digits used as letters, `rn` for `m`, `vv` for `w`).
+pub fn fold_lookalikes(s: &str) -> String {
+    let mapped: String = s
+        .chars()
+        .map(|c| match c {
+            'а' | 'α' | '4' | '@' => 'a',
+            'е' | 'ε' | '3' => 'e',
+            'о' | 'ο' | '0' => 'o',
+            'р' | 'ρ' => 'p',
+            'с' | 'ϲ' => 'c',
+            'х' | 'χ' => 'x',
+            'у' | 'γ' => 'y',
+            'і' | 'ι' | '1' | '!' | '|' => 'l',
+            'ӏ' | 'ⅼ' => 'l',
+            'ѕ' | '5' | '$' => 's',
+            'ј' => 'j',
+            'һ' => 'h',
+            'ԁ' => 'd',
+            'ɡ' => 'g',
+            'ո' => 'n',
+            'ν' => 'v',
+            '7' => 't',
+            c => c,
+        })
+        .collect();
+    mapped.replace("rn", "m").replace("vv", "w")
+}
+
+/// Levenshtein distance, or `None` when it exceeds `max`.
+pub fn edit_distance_within(a: &str, b: &str, max: usize) -> Option<usize> {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len().abs_diff(b.len()) > max {
+        return None;
+    }
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        let mut row_min = cur[0];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+            row_min = row_min.min(cur[j + 1]);
+        }
+        if row_min > max {
+            return None;
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    (prev[b.len()] <= max).then_some(prev[b.len()])
+}
+
+/// What the analysis found in one URL.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Analysis {
+    /// The URL's parts; `None` when it could not be split.
+    pub parts: Option<UrlParts>,
+    /// The host in ASCII (punycode for non-ASCII labels).
+    pub host: Option<String>,
+    /// What the URL really points at.
+    pub registrable_domain: Option<String>,
+    /// Its public suffix.
+    pub suffix: Option<String>,
+    /// The host is an IP address.
+    pub ip_host: bool,
+    /// A label is punycode.
+    pub punycode: bool,
+    /// The host was typed with non-ASCII characters.
+    pub non_ascii_host: bool,
+    /// The suffix is in the list's private section.
+    pub private_suffix: bool,
+    /// The registrable domain is a free hosting service ([`FREE_HOSTING`]).
+    pub free_hosting: bool,
+    /// The known-domains tier of the registrable domain.
+    pub known_tier: Option<usize>,
+    /// The brand domain whose name is in the subdomain.
+    pub brand_in_subdomain: Option<String>,
+    /// The brand domain whose name is in the path or query.
+    pub brand_in_path: Option<String>,
+    /// The brand domain whose name is part of the registrable domain's name.
+    pub brand_in_domain: Option<String>,
+    /// The brand domain the registrable domain imitates.
+    pub lookalike: Option<String>,
+    /// Subdomain labels, `www` not counted.
+    pub subdomain_labels: usize,
+    /// Hyphens in the registrable domain's name.
+    pub domain_hyphens: usize,
+    /// Digits in the registrable domain's name.
+    pub domain_digits: bool,
+}
+
+impl Analysis {
+    /// The signals that are on, in index order.
+    pub fn signals(&self) -> Vec<Signal> {
+        let Some(parts) = &self.parts else {
+            return vec![Signal::Unparsable];
+        };
+        let mut s = Vec::new();
+        let mut on = |cond: bool, sig: Signal| {
+            if cond {
+                s.push(sig);
+            }
+        };
+        on(self.ip_host, Signal::IpHost);
+        on(self.punycode, Signal::Punycode);
+        on(self.non_ascii_host, Signal::NonAsciiHost);
+        on(self.private_suffix, Signal::PrivateSuffix);
+        on(self.free_hosting, Signal::FreeHosting);
+        on(self.known_tier == Some(0), Signal::KnownTier0);
+        on(self.known_tier == Some(1), Signal::KnownTier1);
+        on(self.known_tier == Some(2), Signal::KnownTier2);
+        on(self.brand_in_subdomain.is_some(), Signal::BrandInSubdomain);
+        on(self.brand_in_path.is_some(), Signal::BrandInPath);
+        on(self.brand_in_domain.is_some(), Signal::BrandInDomain);
+        on(self.lookalike.is_some(), Signal::Lookalike);
+        if !self.ip_host {
+            on(self.subdomain_labels == 0, Signal::Subdomains0);
+            on(self.subdomain_labels == 1, Signal::Subdomains1);
+            on(self.subdomain_labels == 2, Signal::Subdomains2);
+            on(self.subdomain_labels >= 3, Signal::Subdomains3Plus);
+            on(self.domain_hyphens == 1, Signal::DomainHyphen1);
+            on(self.domain_hyphens >= 2, Signal::DomainHyphens2Plus);
+            on(self.domain_digits, Signal::DomainDigits);
+        }
+        on(parts.userinfo.is_some(), Signal::Userinfo);
+        on(parts.port.is_some(), Signal::Port);
+        on(
+            self.host.as_ref().is_some_and(|h| h.len() > 40),
+            Signal::LongHost,
+        );
+        on(parts.scheme.as_deref() == Some("http"), Signal::PlainHttp);
+        s
+    }
+}
+
+/// The analysis with its lists.
+#[derive(Debug, Clone, Default)]
+pub struct UrlAnalyzer {
+    /// Widely used domains.
+    pub known: KnownDomains,
+    /// Imitated brands.
+    pub brands: Brands,
+}
+
+/// Tokens of `s`: runs of ASCII letters and digits, lower-cased.
+fn tokens(s: &str) -> impl Iterator<Item = &str> {
+    s.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|t| !t.is_empty())
+}
+
+impl UrlAnalyzer {
+    /// An analyzer over these lists.
+    pub fn new(known: KnownDomains, brands: Brands) -> Self {
+        UrlAnalyzer { known, brands }
+    }
+
+    /// Analyzes `url` (trimmed; a missing scheme reads as `http://`).
+    pub fn analyze(&self, url: &str) -> Analysis {
+        let Some(parts) = split_url(url) else {
+            return Analysis::default();
+        };
+        let mut a = Analysis {
+            non_ascii_host: !parts.host.is_ascii(),
+            ..Analysis::default()
+        };
+        let host = ascii_host(&parts.host);
+        a.ip_host = is_ip_host(&host);
+        a.punycode = host.split('.').any(|l| l.starts_with("xn--"));
+        if !a.ip_host {
+            let d = split_host(&host);
+            a.suffix = Some(d.suffix.to_string());
+            a.private_suffix = d.private;
+            if let Some(reg) = d.registrable {
+                a.registrable_domain = Some(reg.to_string());
+                a.free_hosting = FREE_HOSTING.contains(&reg);
+                a.known_tier = self.known.tier(reg);
+                let sub = d.subdomain();
+                let sub = sub.strip_prefix("www.").unwrap_or(sub);
+                a.subdomain_labels = if sub.is_empty() || sub == "www" {
+                    0
+                } else {
+                    sub.split('.').count()
+                };
+                let name = d.name().unwrap_or("");
+                // A punycode name is judged by the letters it shows, not by its encoding.
+                let shown = match name.strip_prefix("xn--") {
+                    Some(p) => punycode::decode(p).unwrap_or_else(|_| name.to_string()),
+                    None => name.to_string(),
+                };
+                a.domain_hyphens = shown.matches('-').count();
+                a.domain_digits = shown.chars().any(|c| c.is_ascii_digit());
+                self.brands_in(&mut a, sub, name, &parts.rest);
+            }
+        }
+        a.host = Some(host);
+        a.parts = Some(parts);
+        a
+    }
+
+    fn brands_in(&self, a: &mut Analysis, sub: &str, name: &str, rest: &str) {
+        let own = |brand: &str| name == brand;
+        let domain_of = |brand: &str| self.brands.domain_of(brand).map(str::to_string);
+        a.brand_in_subdomain = tokens(sub)
+            .find(|t| !own(t) && self.brands.domain_of(t).is_some())
+            .and_then(domain_of);
+        a.brand_in_path = tokens(rest)
+            .map(str::to_ascii_lowercase)
+            .find(|t| t.len() >= 5 && !own(t) && self.brands.domain_of(t).is_some())
+            .and_then(|t| domain_of(&t));
+        if a.known_tier.is_some() {
+            // A widely used site is not imitating anyone.
+            return;
+        }
+        // The name is one label; a punycode one is compared as the letters it shows.
+        let unicode_name = match name.strip_prefix("xn--") {
+            Some(p) => punycode::decode(p).unwrap_or_else(|_| name.to_string()),
+            None => name.to_string(),
+        };
+        for (brand, domain) in self.brands.iter() {
+            if own(brand) {
+                continue;
+            }
+            if brand.len() >= 5 && name.contains(brand) {
+                a.brand_in_domain.get_or_insert_with(|| domain.to_string());
+                continue;
+            }
+            let candidates = std::iter::once(unicode_name.as_str()).chain(unicode_name.split('-'));
+            for c in candidates {
+                if c.chars().count() < 4 || c == brand {
+                    if c == brand {
+                        a.brand_in_domain.get_or_insert_with(|| domain.to_string());
+                    }
+                    continue;
+                }
+                let folded = fold_lookalikes(c);
+                let max = if brand.len() >= 9 { 2 } else { 1 };
+                if folded == brand
+                    || (brand.len() >= 5 && edit_distance_within(&folded, brand, max).is_some())
+                {
+                    a.lookalike.get_or_insert_with(|| domain.to_string());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn analyzer() -> UrlAnalyzer {
+        let known = KnownDomains::from_ranked(
+            [
+                "google.com",
+                "facebook.com",
+                "apple.com",
+                "paypal.com",
+                "steamcommunity.com",
+                "000webhostapp.com",
+                "microsoftonline.com",
+            ],
+            &[3, 6, 100],
+        );
+        let brands = Brands::parse(
+            "apple\tapple.com\npaypal\tpaypal.com\nsteamcommunity\tsteamcommunity.com\n\
+             microsoft\tmicrosoft.com\namazon\tamazon.com\nfacebook\tfacebook.com\n\
+             chase\tchase.com\n",
+        )
+        .unwrap();
+        UrlAnalyzer::new(known, brands)
+    }
+
+    #[test]
+    fn urls_split_like_a_browser_reads_them() {
+        let p = split_url(" HTTPS://User@Www.Example.COM.:8443/a?b#c ").unwrap();
+        assert_eq!(p.scheme.as_deref(), Some("https"));
+        assert_eq!(p.userinfo.as_deref(), Some("User"));
+        assert_eq!(p.host, "www.example.com");
+        assert_eq!(p.port.as_deref(), Some("8443"));
+        assert_eq!(p.rest, "/a?b#c");
+        let p = split_url("paypal.com/signin").unwrap();
+        assert_eq!((p.scheme, p.host.as_str()), (None, "paypal.com"));
+        assert_eq!(
+            normalize_url(" paypal.com/signin "),
+            "http://paypal.com/signin"
+        );
+        assert_eq!(normalize_url("//cdn.example/x"), "http://cdn.example/x");
+        assert_eq!(normalize_url("https://a.com "), "https://a.com");
+        assert_eq!(normalize_url("www.a.com"), "http://www.a.com");
+        assert_eq!(normalize_url("not a url"), "not a url");
+        assert_eq!(split_url("http://[::1]:80/").unwrap().host, "[::1]");
+        for bad in [
+            "",
+            "not a url at all",
+            "http://",
+            "http://exa mple.com/",
+            "http://a..b/",
+            "http://a.com:x/",
+            "1@\u{fffd}2.2..",
+        ] {
+            assert_eq!(split_url(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ip_hosts_in_every_notation() {
+        for ip in ["192.168.1.1", "3232235777", "0x7f.0.0.1", "[::1]"] {
+            assert!(is_ip_host(ip), "{ip}");
+        }
+        for not in ["example.com", "1.2.3.4.5", "123.com"] {
+            assert!(!is_ip_host(not), "{not}");
+        }
+    }
+
+    #[test]
+    fn known_domains_round_trip_and_refuse_garbage() {
+        let k = analyzer().known;
+        assert_eq!(k.tier("google.com"), Some(0));
+        assert_eq!(k.tier("paypal.com"), Some(1));
+        assert_eq!(k.tier("microsoftonline.com"), Some(2));
+        assert_eq!(k.tier("secure-id-check.com"), None);
+        let bytes = k.to_bytes();
+        assert_eq!(KnownDomains::from_bytes(&bytes).unwrap(), k);
+        assert!(KnownDomains::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        assert!(KnownDomains::from_bytes(&bytes[..bytes.len() - 4]).is_err());
+        assert!(KnownDomains::from_bytes(b"KNOWNDM1\xff\xff\xff\xff").is_err());
+        assert!(KnownDomains::from_bytes(b"nope").is_err());
+    }
+
+    #[test]
+    fn the_classic_tricks_are_seen() {
+        let an = analyzer();
+        let a = an.analyze("https://appleid.apple.com.secure-id-check.com/");
+        assert_eq!(a.brand_in_subdomain.as_deref(), Some("apple.com"));
+        assert_eq!(a.subdomain_labels, 3);
+        assert!(a.signals().contains(&Signal::Subdomains3Plus));
+        let a = an.analyze("https://steamcommunlty.com/tradeoffer/new/?partner=123");
+        assert_eq!(a.lookalike.as_deref(), Some("steamcommunity.com"));
+        let a = an.analyze("https://micros0ft-login.com/");
+        assert_eq!(a.lookalike.as_deref(), Some("microsoft.com"));
+        assert_eq!(a.domain_hyphens, 1);
+        let a = an.analyze("https://xn--pypal-4ve.com/signin");
+        assert!(a.punycode);
+        assert_eq!(a.lookalike.as_deref(), Some("paypal.com"));
+        let a = an.analyze("https://pаypal.com/signin");
+        assert!(a.non_ascii_host && a.punycode);
+        assert_eq!(a.host.as_deref(), Some("xn--pypal-4ve.com"));
+        assert_eq!(a.lookalike.as_deref(), Some("paypal.com"));
+        let a = an.analyze("http://45.137.21.9/www.chase.com/auth/");
+        assert!(a.ip_host && a.registrable_domain.is_none());
+        assert!(a.signals().contains(&Signal::IpHost));
+        let a = an.analyze("https://paypal-secure-login.000webhostapp.com/");
+        assert!(a.free_hosting);
+        assert_eq!(a.brand_in_subdomain.as_deref(), Some("paypal.com"));
+        let a = an.analyze("https://chase-verify.github.io/");
+        assert!(a.private_suffix);
+        assert_eq!(
+            a.registrable_domain.as_deref(),
+            Some("chase-verify.github.io")
+        );
+        let a = an.analyze("https://paypal-account-verify.com/");
+        assert_eq!(a.brand_in_domain.as_deref(), Some("paypal.com"));
+    }
+
+    #[test]
+    fn real_pages_of_known_sites_raise_no_brand_signal() {
+        let an = analyzer();
+        for url in [
+            "https://www.facebook.com/login.php",
+            "https://appleid.apple.com/sign-in",
+            "https://www.paypal.com/signin",
+            "https://steamcommunity.com/login/home/",
+            "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
+        ] {
+            let a = an.analyze(url);
+            assert!(a.known_tier.is_some(), "{url}");
+            assert_eq!(a.brand_in_subdomain, None, "{url}");
+            assert_eq!(a.lookalike, None, "{url}");
+            assert_eq!(a.brand_in_domain, None, "{url}");
+        }
+    }
+
+    #[test]
+    fn signals_have_distinct_codes_and_indices() {
+        let codes: std::collections::HashSet<_> = Signal::ALL.iter().map(|s| s.code()).collect();
+        assert_eq!(codes.len(), Signal::ALL.len());
+        for (i, s) in Signal::ALL.iter().enumerate() {
+            assert_eq!(s.index(), i);
+        }
+        assert_eq!(
+            analyzer().analyze("not a url").signals(),
+            vec![Signal::Unparsable]
+        );
+    }
+
+    #[test]
+    fn edit_distance_is_bounded() {
+        assert_eq!(edit_distance_within("kitten", "sitting", 3), Some(3));
+        assert_eq!(edit_distance_within("kitten", "sitting", 2), None);
+        assert_eq!(edit_distance_within("", "abc", 3), Some(3));
+        assert_eq!(fold_lookalikes("arnazon"), "amazon");
+    }
+}

@@ -1,0 +1,287 @@
+//! A URL as the sparse vector the n-gram model reads: hashed character n-grams (unit length),
+//! the public suffix as a token of its own, and the [`analysis`](crate::analysis) signals.
+//!
+//! Ids `0 .. 2^bits` are n-gram buckets, the next [`Signal::ALL`]`.len()` ids the signals, and
+//! the last id pads (its weight is zero). A URL becomes two equal-length rows: ids and values;
+//! the model's score is `sigmoid(bias + sum(weight[id] * value))`.
+//!
+//! ```
+//! use lib_ml::analysis::UrlAnalyzer;
+//! use lib_ml::encoder::{EncoderSpec, UrlEncoder};
+//!
+//! let enc = UrlEncoder::new(EncoderSpec::default(), UrlAnalyzer::default()).unwrap();
+//! let (mut ids, mut values) = (vec![0i64; enc.width()], vec![0f32; enc.width()]);
+//! enc.encode_into("http://192.168.0.1/login", &mut ids, &mut values);
+//! assert_eq!(*ids.last().unwrap(), enc.pad_id() as i64);
+//! assert!(ids.contains(&(enc.signal_id(lib_ml::analysis::Signal::IpHost) as i64)));
+//! ```
+
+use crate::analysis::{normalize_url, Analysis, Brands, KnownDomains, Signal, UrlAnalyzer};
+use crate::domain::PSL_VERSION;
+use crate::ngrams::{bucket, salted_ngram_features, NgramSpec};
+use serde::{Deserialize, Serialize};
+
+/// `features.json`: how URLs become model inputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderSpec {
+    /// Always [`EncoderSpec::FORMAT`].
+    pub format: String,
+    /// The n-grams.
+    pub ngrams: NgramSpec,
+    /// Whether the analysis signals and the suffix token are inputs (off: n-grams only).
+    pub signals: bool,
+    /// The Public Suffix List version the model was trained with.
+    pub psl_version: String,
+    /// URLs on a known domain (any tier) have their n-grams in a namespace of their own, so
+    /// what a path says on a widely used site is learned apart from what it says elsewhere
+    /// (`/login` on `live.com` is not `/login` on a fresh domain).
+    #[serde(default)]
+    pub known_namespace: bool,
+}
+
+impl EncoderSpec {
+    /// The format tag.
+    pub const FORMAT: &'static str = "phishing-url-features/1";
+}
+
+impl Default for EncoderSpec {
+    fn default() -> Self {
+        EncoderSpec {
+            format: Self::FORMAT.into(),
+            ngrams: NgramSpec {
+                bits: 18,
+                min_n: 1,
+                max_n: 5,
+                max_chars: 400,
+            },
+            signals: true,
+            psl_version: PSL_VERSION.into(),
+            known_namespace: false,
+        }
+    }
+}
+
+/// Why an encoder could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum EncoderError {
+    /// `features.json` is not valid.
+    #[error("features spec is invalid: {0}")]
+    Spec(String),
+    /// The known-domains file is not valid.
+    #[error(transparent)]
+    Known(#[from] crate::analysis::KnownDomainsError),
+    /// The brands file is not valid.
+    #[error("brands file is invalid: {0}")]
+    Brands(String),
+}
+
+/// Turns URLs into the model's inputs.
+#[derive(Debug, Clone)]
+pub struct UrlEncoder {
+    spec: EncoderSpec,
+    analyzer: UrlAnalyzer,
+}
+
+impl UrlEncoder {
+    /// An encoder for `spec` with these lists. The spec's PSL version must be the built-in
+    /// list's: a model trained on other suffixes would see other inputs.
+    pub fn new(spec: EncoderSpec, analyzer: UrlAnalyzer) -> Result<Self, EncoderError> {
+        if spec.format != EncoderSpec::FORMAT {
+            return Err(EncoderError::Spec(format!(
+                "format {:?}, expected {:?}",
+                spec.format,
+                EncoderSpec::FORMAT
+            )));
+        }
+        spec.ngrams.validate().map_err(EncoderError::Spec)?;
+        if spec.ngrams.max_chars == 0 || spec.ngrams.max_chars > 4096 {
+            return Err(EncoderError::Spec(format!(
+                "max_chars {} is outside 1..=4096",
+                spec.ngrams.max_chars
+            )));
+        }
+        if spec.psl_version != PSL_VERSION {
+            return Err(EncoderError::Spec(format!(
+                "trained with Public Suffix List {}, built in is {PSL_VERSION}",
+                spec.psl_version
+            )));
+        }
+        Ok(UrlEncoder { spec, analyzer })
+    }
+
+    /// From the contents of `features.json`, `known-domains.bin` and `brands.txt`.
+    pub fn from_parts(
+        spec_json: &str,
+        known_domains: &[u8],
+        brands: &str,
+    ) -> Result<Self, EncoderError> {
+        let spec: EncoderSpec =
+            serde_json::from_str(spec_json).map_err(|e| EncoderError::Spec(e.to_string()))?;
+        let known = KnownDomains::from_bytes(known_domains)?;
+        let brands = Brands::parse(brands).map_err(EncoderError::Brands)?;
+        UrlEncoder::new(spec, UrlAnalyzer::new(known, brands))
+    }
+
+    /// The spec.
+    pub fn spec(&self) -> &EncoderSpec {
+        &self.spec
+    }
+
+    /// The analyzer.
+    pub fn analyzer(&self) -> &UrlAnalyzer {
+        &self.analyzer
+    }
+
+    /// Rows of the weight table: buckets, signals, the pad.
+    pub fn vocab_size(&self) -> usize {
+        (1usize << self.spec.ngrams.bits) + Signal::ALL.len() + 1
+    }
+
+    /// The id that pads (weight zero).
+    pub fn pad_id(&self) -> usize {
+        self.vocab_size() - 1
+    }
+
+    /// The id of `signal`.
+    pub fn signal_id(&self, signal: Signal) -> usize {
+        (1usize << self.spec.ngrams.bits) + signal.index()
+    }
+
+    /// The length of a URL's rows: the most ids one URL can have.
+    pub fn width(&self) -> usize {
+        self.spec.ngrams.max_features() + 1 + Signal::ALL.len()
+    }
+
+    /// The sparse input of `url` and its analysis: (id, value) pairs, ids distinct. The URL is
+    /// read as [`normalize_url`] gives it (no scheme: `http://`).
+    pub fn features_with_analysis(&self, url: &str) -> (Vec<(u32, f32)>, Analysis) {
+        let url = &*normalize_url(url);
+        let analysis = self.analyzer.analyze(url);
+        let salt = u64::from(
+            self.spec.signals && self.spec.known_namespace && analysis.known_tier.is_some(),
+        );
+        let mut f = salted_ngram_features(url, &self.spec.ngrams, salt);
+        if self.spec.signals {
+            if let Some(suffix) = &analysis.suffix {
+                let token = format!("\u{1}suffix:{suffix}");
+                let id = bucket(token.as_bytes(), self.spec.ngrams.bits);
+                match f.iter_mut().find(|(i, _)| *i == id) {
+                    Some((_, v)) => *v += 1.0,
+                    None => f.push((id, 1.0)),
+                }
+            }
+            for s in analysis.signals() {
+                f.push((self.signal_id(s) as u32, 1.0));
+            }
+        }
+        (f, analysis)
+    }
+
+    /// The sparse input of `url`.
+    pub fn features(&self, url: &str) -> Vec<(u32, f32)> {
+        self.features_with_analysis(url).0
+    }
+
+    /// Writes `url`'s input into rows of [`width`](Self::width): ids and values, padded.
+    ///
+    /// # Panics
+    /// If a row is not `width` long.
+    pub fn encode_into(&self, url: &str, ids: &mut [i64], values: &mut [f32]) {
+        self.encode_into_with_analysis(url, ids, values);
+    }
+
+    /// [`encode_into`](Self::encode_into), returning the URL's analysis too.
+    ///
+    /// # Panics
+    /// If a row is not `width` long.
+    pub fn encode_into_with_analysis(
+        &self,
+        url: &str,
+        ids: &mut [i64],
+        values: &mut [f32],
+    ) -> Analysis {
+        let w = self.width();
+        assert!(ids.len() == w && values.len() == w, "rows must be {w} long");
+        let (f, analysis) = self.features_with_analysis(url);
+        debug_assert!(f.len() <= w);
+        for (k, (id, v)) in ids.iter_mut().zip(values.iter_mut()).enumerate() {
+            match f.get(k) {
+                Some(&(i, x)) => (*id, *v) = (i64::from(i), x),
+                None => (*id, *v) = (self.pad_id() as i64, 0.0),
+            }
+        }
+        analysis
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_padded_and_never_overflow() {
+        let enc = UrlEncoder::new(EncoderSpec::default(), UrlAnalyzer::default()).unwrap();
+        let w = enc.width();
+        let (mut ids, mut values) = (vec![0i64; w], vec![0f32; w]);
+        let long = format!(
+            "http://{}.example.com/{}",
+            "a-b.".repeat(300),
+            "x1/".repeat(900)
+        );
+        enc.encode_into(&long, &mut ids, &mut values);
+        assert!(ids
+            .iter()
+            .all(|&i| (0..enc.vocab_size() as i64).contains(&i)));
+        enc.encode_into("", &mut ids, &mut values);
+        assert!(ids.contains(&(enc.signal_id(Signal::Unparsable) as i64)));
+    }
+
+    #[test]
+    fn a_url_without_scheme_reads_as_http() {
+        let enc = UrlEncoder::new(EncoderSpec::default(), UrlAnalyzer::default()).unwrap();
+        assert_eq!(
+            enc.features("paypal.com/signin"),
+            enc.features("http://paypal.com/signin")
+        );
+        assert_ne!(
+            enc.features("paypal.com/signin"),
+            enc.features("https://paypal.com/signin")
+        );
+    }
+
+    #[test]
+    fn without_signals_only_ngrams_remain() {
+        let spec = EncoderSpec {
+            signals: false,
+            ..EncoderSpec::default()
+        };
+        let enc = UrlEncoder::new(spec, UrlAnalyzer::default()).unwrap();
+        let f = enc.features("http://192.168.0.1/");
+        assert!(f.iter().all(|&(i, _)| i < 1 << 18));
+    }
+
+    #[test]
+    fn a_wrong_spec_is_refused_with_the_reason() {
+        let bad = |spec: EncoderSpec| {
+            UrlEncoder::new(spec, UrlAnalyzer::default())
+                .unwrap_err()
+                .to_string()
+        };
+        let d = EncoderSpec::default();
+        assert!(bad(EncoderSpec {
+            psl_version: "1999".into(),
+            ..d.clone()
+        })
+        .contains("1999"));
+        assert!(bad(EncoderSpec {
+            format: "x".into(),
+            ..d.clone()
+        })
+        .contains("format"));
+        let mut s = d.clone();
+        s.ngrams.bits = 40;
+        assert!(bad(s).contains("bits"));
+        assert!(UrlEncoder::from_parts("{}", b"", "").is_err());
+    }
+}

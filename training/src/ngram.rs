@@ -1,0 +1,561 @@
+//! The `ngram-url` architecture: logistic regression over hashed character n-grams plus the URL
+//! analysis signals of `lib_ml::analysis` (registrable domain known or not, brand names out of
+//! place, lookalikes, IP hosts, punycode, free hosting, ...), calibrated on validation data.
+//!
+//! Why this shape: on URLs from other collectors and years a hashed n-gram linear model held up
+//! better than the char-CNN (see `model/README.md`), it is exact to explain (a URL's score is a
+//! sum of per-n-gram and per-signal weights), and in the component it is a gather and a sum.
+//!
+//! Training: AdaGrad on the log loss with balanced class weights and a little L2, the epoch with
+//! the lowest validation loss kept; then Platt scaling (`a * logit + c`) fitted on the validation
+//! split and folded into the weights, so the exported graph's output is the calibrated
+//! probability. The known-domain list comes from the Tranco file; the brand list is learned from
+//! the training split: Tranco names that phishing rows use out of place.
+
+use crate::data::Split;
+use crate::params::NgramParams;
+use crate::train::EpochRecord;
+use anyhow::{bail, Context, Result};
+use lib_ml::analysis::{Brands, KnownDomains, UrlAnalyzer};
+use lib_ml::domain::split_host;
+use lib_ml::encoder::{EncoderSpec, UrlEncoder};
+use lib_ml::ngrams::NgramSpec;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+/// Files of a trained n-gram model, beside the weights.
+pub mod files {
+    /// The encoder spec.
+    pub const FEATURES: &str = "features.json";
+    /// Known domains (hashed, by tier).
+    pub const KNOWN_DOMAINS: &str = "known-domains.bin";
+    /// Imitated brands.
+    pub const BRANDS: &str = "brands.txt";
+    /// Weights (f32 LE, one per id) then the bias.
+    pub const WEIGHTS: &str = "ngram-weights.bin";
+}
+
+/// Sparse rows.
+pub type SparseRow = Vec<(u32, f32)>;
+
+/// How a sparse logistic regression is fitted.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FitParams {
+    /// Passes at most.
+    pub epochs: usize,
+    /// AdaGrad's base rate.
+    pub learning_rate: f64,
+    /// L2 per step.
+    pub l2: f64,
+    /// Shuffling seed.
+    pub seed: u64,
+}
+
+/// A fitted sparse logistic regression.
+pub struct Fitted {
+    /// Weights per id.
+    pub weights: Vec<f64>,
+    /// Bias.
+    pub bias: f64,
+    /// Per epoch: (train loss, val loss, val accuracy, seconds).
+    pub history: Vec<EpochRecord>,
+    /// The kept epoch (1-based).
+    pub best_epoch: usize,
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+fn dot(x: &[(u32, f32)], w: &[f64]) -> f64 {
+    x.iter().map(|&(j, v)| w[j as usize] * f64::from(v)).sum()
+}
+
+fn loss_and_accuracy(xs: &[SparseRow], ys: &[f32], w: &[f64], b: f64) -> (f64, f64) {
+    if xs.is_empty() {
+        return (0.0, 0.0);
+    }
+    let (loss, correct) = xs
+        .par_iter()
+        .zip(ys)
+        .map(|(x, &y)| {
+            let p = sigmoid(b + dot(x, w)).clamp(1e-7, 1.0 - 1e-7);
+            let l = if y >= 0.5 { -p.ln() } else { -(1.0 - p).ln() };
+            (l, usize::from((p >= 0.5) == (y >= 0.5)))
+        })
+        .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    (loss / xs.len() as f64, correct as f64 / xs.len() as f64)
+}
+
+/// Fits weights over `dim` ids with AdaGrad, balanced classes, keeping the epoch with the lowest
+/// validation log loss (stopping at the first epoch that does not improve it).
+pub fn fit(
+    p: &FitParams,
+    dim: usize,
+    train: &[SparseRow],
+    targets: &[f32],
+    val: &[SparseRow],
+    val_targets: &[f32],
+    log: &mut dyn FnMut(&str),
+) -> Result<Fitted> {
+    if train.is_empty() || train.len() != targets.len() || val.len() != val_targets.len() {
+        bail!("no training data or mismatched targets");
+    }
+    let positives = targets.iter().filter(|&&t| t >= 0.5).count();
+    let negatives = targets.len() - positives;
+    if positives == 0 || negatives == 0 {
+        bail!("the training data has one class only");
+    }
+    let n = targets.len() as f64;
+    let class_weight = [n / (2.0 * negatives as f64), n / (2.0 * positives as f64)];
+    let mut w = vec![0f64; dim];
+    let mut g2 = vec![1e-8f64; dim];
+    let (mut b, mut b_g2) = (0f64, 1e-8f64);
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(p.seed);
+    let mut best: Option<(f64, Vec<f64>, f64, usize)> = None;
+    let mut history = Vec::new();
+    for epoch in 1..=p.epochs {
+        let t0 = Instant::now();
+        order.shuffle(&mut rng);
+        let mut train_loss = 0.0;
+        let mut correct = 0usize;
+        for &i in &order {
+            let x = &train[i];
+            let y = f64::from(targets[i] >= 0.5);
+            let prob = sigmoid(b + dot(x, &w));
+            train_loss -= if y > 0.5 {
+                prob.max(1e-7).ln()
+            } else {
+                (1.0 - prob).max(1e-7).ln()
+            };
+            correct += usize::from((prob >= 0.5) == (y > 0.5));
+            let grad = (prob - y) * class_weight[y as usize];
+            for &(j, v) in x {
+                let j = j as usize;
+                let gj = grad * f64::from(v) + p.l2 * w[j];
+                g2[j] += gj * gj;
+                w[j] -= p.learning_rate * gj / g2[j].sqrt();
+            }
+            b_g2 += grad * grad;
+            b -= p.learning_rate * grad / b_g2.sqrt();
+        }
+        let train_seconds = t0.elapsed().as_secs_f64();
+        let (val_loss, val_accuracy) = loss_and_accuracy(val, val_targets, &w, b);
+        let rec = EpochRecord {
+            epoch,
+            train_loss: train_loss / n,
+            train_accuracy: correct as f64 / n,
+            val_loss,
+            val_accuracy,
+            train_seconds,
+            samples_per_second: n / train_seconds.max(1e-9),
+        };
+        log(&format!(
+            "epoch {epoch:>2}: loss {:.4} acc {:.4} | val_loss {:.4} val_acc {:.4} | {:.1} s",
+            rec.train_loss, rec.train_accuracy, rec.val_loss, rec.val_accuracy, rec.train_seconds
+        ));
+        history.push(rec);
+        if best.as_ref().is_none_or(|(l, ..)| val_loss < *l) {
+            best = Some((val_loss, w.clone(), b, epoch));
+        } else {
+            // AdaGrad's steps only shrink: an epoch that did not help is followed by more of it.
+            break;
+        }
+    }
+    let (_, weights, bias, best_epoch) = best.expect("at least one epoch");
+    Ok(Fitted {
+        weights,
+        bias,
+        history,
+        best_epoch,
+    })
+}
+
+/// Platt scaling: `(a, c)` minimizing the log loss of `sigmoid(a * logit + c)` (Newton's method).
+pub fn platt(logits: &[f64], targets: &[f32]) -> (f64, f64) {
+    let (mut a, mut c) = (1.0f64, 0.0f64);
+    for _ in 0..100 {
+        let (mut ga, mut gc, mut haa, mut hac, mut hcc) = (0.0, 0.0, 1e-9, 0.0, 1e-9);
+        for (&z, &t) in logits.iter().zip(targets) {
+            let p = sigmoid(a * z + c);
+            let d = p - f64::from(t >= 0.5);
+            let s = p * (1.0 - p);
+            ga += d * z;
+            gc += d;
+            haa += s * z * z;
+            hac += s * z;
+            hcc += s;
+        }
+        let det = haa * hcc - hac * hac;
+        if det.abs() < 1e-12 {
+            break;
+        }
+        let da = (hcc * ga - hac * gc) / det;
+        let dc = (haa * gc - hac * ga) / det;
+        a -= da;
+        c -= dc;
+        if da.abs() < 1e-10 && dc.abs() < 1e-10 {
+            break;
+        }
+    }
+    (a, c)
+}
+
+/// A trained n-gram model: the encoder and one weight per id.
+pub struct NgramModel {
+    /// Turns URLs into ids and values.
+    pub encoder: UrlEncoder,
+    /// One weight per id (the pad's is 0).
+    pub weights: Vec<f32>,
+    /// The bias.
+    pub bias: f32,
+}
+
+impl NgramModel {
+    /// The logit of one URL.
+    pub fn logit(&self, url: &str) -> f32 {
+        let f = self.encoder.features(url);
+        self.bias
+            + f.iter()
+                .map(|&(i, v)| self.weights[i as usize] * v)
+                .sum::<f32>()
+    }
+
+    /// P(phishing) per URL.
+    pub fn scores(&self, urls: &[&str]) -> Vec<f32> {
+        urls.par_iter()
+            .map(|u| 1.0 / (1.0 + (-self.logit(u)).exp()))
+            .collect()
+    }
+
+    /// Writes the model's files into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let spec = serde_json::to_string_pretty(self.encoder.spec())? + "\n";
+        let write = |name: &str, bytes: &[u8]| {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes).with_context(|| format!("failed to write `{}`", p.display()))
+        };
+        write(files::FEATURES, spec.as_bytes())?;
+        write(
+            files::KNOWN_DOMAINS,
+            &self.encoder.analyzer().known.to_bytes(),
+        )?;
+        write(
+            files::BRANDS,
+            self.encoder.analyzer().brands.to_text().as_bytes(),
+        )?;
+        let mut w: Vec<u8> = Vec::with_capacity(4 * (self.weights.len() + 1));
+        for x in self.weights.iter().chain([&self.bias]) {
+            w.extend(x.to_le_bytes());
+        }
+        write(files::WEIGHTS, &w)
+    }
+
+    /// Reads what [`save`](Self::save) wrote.
+    pub fn load(dir: &Path) -> Result<NgramModel> {
+        let read = |name: &str| {
+            let p = dir.join(name);
+            std::fs::read(&p).with_context(|| {
+                format!("`{}` is missing: run the `train` stage first", p.display())
+            })
+        };
+        let encoder = UrlEncoder::from_parts(
+            &String::from_utf8(read(files::FEATURES)?)?,
+            &read(files::KNOWN_DOMAINS)?,
+            &String::from_utf8(read(files::BRANDS)?)?,
+        )?;
+        let raw = read(files::WEIGHTS)?;
+        let mut all: Vec<f32> = raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        if all.len() != encoder.vocab_size() + 1 {
+            bail!(
+                "`{}` holds {} numbers, expected {}",
+                files::WEIGHTS,
+                all.len(),
+                encoder.vocab_size() + 1
+            );
+        }
+        let bias = all.pop().unwrap_or_default();
+        Ok(NgramModel {
+            encoder,
+            weights: all,
+            bias,
+        })
+    }
+}
+
+/// Reads a ranked domain list (one domain a line, most popular first).
+pub fn read_domains(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read domain list `{}`", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_ascii_lowercase)
+        .collect())
+}
+
+/// Words of the web itself, never brands even when a popular domain is named after one
+/// (`index.hr`, `static.microsoft`, `example.com`): as brands they would fire on `/index.php`.
+pub const GENERIC_WORDS: &[&str] = &[
+    "account",
+    "action",
+    "admin",
+    "auto",
+    "bank",
+    "bookmark",
+    "cloud",
+    "customer",
+    "example",
+    "force",
+    "forms",
+    "handle",
+    "help",
+    "home",
+    "index",
+    "king",
+    "legacy",
+    "login",
+    "mail",
+    "match",
+    "mobile",
+    "monday",
+    "navy",
+    "news",
+    "next",
+    "note",
+    "online",
+    "page",
+    "rand",
+    "realestate",
+    "script",
+    "secure",
+    "service",
+    "share",
+    "shop",
+    "signin",
+    "site",
+    "sitemaps",
+    "static",
+    "support",
+    "test",
+    "tiny",
+    "update",
+    "verify",
+    "safety",
+    "live",
+    "store",
+    "blog",
+];
+
+/// Brands learned from the training split: names of the `pool` most popular domains that
+/// phishing rows use out of place (as a token anywhere but in the registrable domain's own
+/// name) in at least `min_rows` rows, at least twice as often (per row) as legitimate rows do.
+pub fn learn_brands(domains: &[String], pool: usize, min_rows: usize, train: &Split) -> Brands {
+    let mut candidates: HashMap<String, String> = HashMap::new();
+    let mut order = Vec::new();
+    for d in domains.iter().take(pool) {
+        let parts = split_host(d);
+        let (Some(reg), Some(name)) = (parts.registrable, parts.name()) else {
+            continue;
+        };
+        if name.len() >= 4
+            && !GENERIC_WORDS.contains(&name)
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && !candidates.contains_key(name)
+        {
+            candidates.insert(name.to_string(), reg.to_string());
+            order.push(name.to_string());
+        }
+    }
+    let counts: Vec<HashMap<&str, [usize; 2]>> = train
+        .samples
+        .par_chunks(4096)
+        .map(|chunk| {
+            let mut local: HashMap<&str, [usize; 2]> = HashMap::new();
+            for s in chunk {
+                let url = s.url.to_ascii_lowercase();
+                let own = lib_ml::analysis::split_url(&url)
+                    .and_then(|p| split_host(&p.host).name().map(str::to_string))
+                    .unwrap_or_default();
+                let mut seen = std::collections::HashSet::new();
+                for t in url
+                    .split(|c: char| !c.is_ascii_alphanumeric())
+                    .filter(|t| t.len() >= 4 && *t != own)
+                {
+                    if let Some((k, _)) = candidates.get_key_value(t) {
+                        if seen.insert(k.as_str()) {
+                            local.entry(k.as_str()).or_default()[s.label.index() as usize] += 1;
+                        }
+                    }
+                }
+            }
+            local
+        })
+        .collect();
+    let mut total: HashMap<&str, [usize; 2]> = HashMap::new();
+    for c in counts {
+        for (k, v) in c {
+            let e = total.entry(k).or_default();
+            e[0] += v[0];
+            e[1] += v[1];
+        }
+    }
+    let [legit_rows, phish_rows] = train.class_counts();
+    let (legit_rows, phish_rows) = (legit_rows.max(1) as f64, phish_rows.max(1) as f64);
+    Brands::from_pairs(order.into_iter().filter_map(|name| {
+        let [l, p] = total.get(name.as_str()).copied().unwrap_or_default();
+        (p >= min_rows && p as f64 / phish_rows >= 2.0 * l as f64 / legit_rows)
+            .then(|| (name.clone(), candidates[&name].clone()))
+    }))
+}
+
+/// What training produced.
+pub struct TrainedNgram {
+    /// The calibrated model.
+    pub model: NgramModel,
+    /// Per epoch.
+    pub history: Vec<EpochRecord>,
+    /// The kept epoch.
+    pub best_epoch: usize,
+    /// Platt's (a, c), folded into the weights.
+    pub calibration: (f64, f64),
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// The encoder for `p`: its lists built from the domain file and the training split.
+pub fn encoder_for(
+    p: &NgramParams,
+    train: &Split,
+    log: &mut dyn FnMut(&str),
+) -> Result<UrlEncoder> {
+    let spec = EncoderSpec {
+        ngrams: NgramSpec {
+            bits: p.bits,
+            min_n: p.min_n,
+            max_n: p.max_n,
+            max_chars: p.max_chars,
+        },
+        signals: p.signals,
+        known_namespace: p.known_namespace,
+        ..EncoderSpec::default()
+    };
+    let analyzer = if p.signals {
+        let domains = read_domains(&p.known_domains)?;
+        let known = KnownDomains::from_ranked(domains.iter().map(String::as_str), &p.known_tiers);
+        let brands = learn_brands(&domains, p.brand_pool, p.brand_min_rows, train);
+        log(&format!(
+            "url signals: {} known domains in tiers {:?} ({} KiB), {} brands learned from the training split (of the top {}), Public Suffix List {}",
+            known.len(),
+            known.bounds(),
+            known.to_bytes().len() / 1024,
+            brands.len(),
+            p.brand_pool,
+            lib_ml::domain::PSL_VERSION
+        ));
+        UrlAnalyzer::new(known, brands)
+    } else {
+        UrlAnalyzer::default()
+    };
+    Ok(UrlEncoder::new(spec, analyzer)?)
+}
+
+/// Trains on `train`, early-stopping and calibrating on `val`.
+pub fn train(
+    p: &NgramParams,
+    seed: u64,
+    train: &Split,
+    val: &Split,
+    log: &mut dyn FnMut(&str),
+) -> Result<TrainedNgram> {
+    let start = Instant::now();
+    let encoder = encoder_for(p, train, log)?;
+    let encode = |s: &Split| -> Vec<SparseRow> {
+        s.samples
+            .par_iter()
+            .map(|x| encoder.features(&x.url))
+            .collect()
+    };
+    let (xs, vs) = (encode(train), encode(val));
+    let (ts, vts) = (train.targets(), val.targets());
+    log(&format!(
+        "training on {} URLs, validating on {}; {} ids, width {}, lr {}, l2 {:e}, seed {seed}",
+        xs.len(),
+        vs.len(),
+        encoder.vocab_size(),
+        encoder.width(),
+        p.learning_rate,
+        p.l2
+    ));
+    let fp = FitParams {
+        epochs: p.epochs,
+        learning_rate: p.learning_rate,
+        l2: p.l2,
+        seed,
+    };
+    let fitted = fit(&fp, encoder.vocab_size(), &xs, &ts, &vs, &vts, log)?;
+    log(&format!(
+        "keeping the weights of epoch {}",
+        fitted.best_epoch
+    ));
+    let logits: Vec<f64> = vs
+        .par_iter()
+        .map(|x| fitted.bias + dot(x, &fitted.weights))
+        .collect();
+    let (a, c) = if p.calibrate {
+        platt(&logits, &vts)
+    } else {
+        (1.0, 0.0)
+    };
+    log(&format!(
+        "calibration (Platt, on validation): score = sigmoid({a:.4} * logit + {c:.4})"
+    ));
+    let mut weights: Vec<f32> = fitted.weights.iter().map(|&w| (a * w) as f32).collect();
+    let pad = encoder.pad_id();
+    weights[pad] = 0.0;
+    Ok(TrainedNgram {
+        model: NgramModel {
+            encoder,
+            weights,
+            bias: (a * fitted.bias + c) as f32,
+        },
+        history: fitted.history,
+        best_epoch: fitted.best_epoch,
+        calibration: (a, c),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platt_recovers_a_known_scaling() {
+        // Targets drawn from sigmoid(2z - 1): Platt should find about (2, -1).
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let (mut zs, mut ts) = (Vec::new(), Vec::new());
+        for i in 0..20_000 {
+            let z = (i as f64 / 20_000.0) * 8.0 - 4.0;
+            let p = sigmoid(2.0 * z - 1.0);
+            zs.push(z);
+            ts.push(f32::from(rand::Rng::gen_bool(&mut rng, p)));
+        }
+        let (a, c) = platt(&zs, &ts);
+        assert!(
+            (a - 2.0).abs() < 0.15 && (c + 1.0).abs() < 0.15,
+            "a {a}, c {c}"
+        );
+    }
+}
