@@ -419,6 +419,11 @@ impl Run {
                 urls: urls.len(),
                 max_abs_diff,
             },
+            bands: Some(crate::card::Bands::from_validation(
+                &model.predict(&splits[1].urls())?,
+                &splits[1].targets(),
+                0.99,
+            )),
             params: {
                 let mut shown = p.clone();
                 shown.data.dir = PathBuf::from(shown.data.dir.file_name().unwrap_or_default());

@@ -430,6 +430,10 @@ pub fn validate_url(v: Option<&Value>) -> Result<&str, Fail> {
             ),
         ));
     }
+    // The model-service's own rule (lib-ml), so both answer the same.
+    if let Err(e) = lib_ml::analysis::web_address(url) {
+        return Err(Response::error(422, format!("`url`: {e}")));
+    }
     Ok(url)
 }
 
@@ -490,10 +494,16 @@ fn predict(req: &Request<'_>, env: &dyn Env) -> Response {
             Some((label, score, model_version)) => {
                 let i = LABELS.iter().position(|l| *l == label).unwrap_or(0);
                 let counted = count(env, &[Counter::Prediction(i)]);
-                let r = Response::json(
-                    200,
-                    &json!({ "url": url, "label": label, "score": score, "model_version": model_version }),
-                );
+                let mut answer = json!({ "url": url, "label": label, "score": score, "model_version": model_version });
+                // The explanation, as the model-service gave it (see its OpenAPI document).
+                if let Ok(Value::Object(upstream)) = serde_json::from_slice::<Value>(&bytes) {
+                    for field in ["verdict", "registrable_domain", "reasons", "attribution"] {
+                        if let Some(v) = upstream.get(field) {
+                            answer[field] = v.clone();
+                        }
+                    }
+                }
+                let r = Response::json(200, &answer);
                 if counted && observed {
                     r
                 } else {

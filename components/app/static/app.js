@@ -7,12 +7,16 @@
   const result = $("result"), verdict = $("verdict"), meter = $("meter"), fill = $("meter-fill");
   const score = $("score"), checked = $("checked-url"), errorBox = $("error"), loading = $("loading");
   const agree = $("agree"), disagree = $("disagree"), thanks = $("thanks");
+  const site = $("site"), siteName = $("site-name"), reasons = $("reasons"), legend = $("marks-legend");
   let last = null; // the prediction feedback refers to
 
   // Words for failures a person can act on; the server's message is added for bad input.
   function describe(status, body) {
     const detail = body && typeof body.error === "string" ? body.error : "";
     if (status === 0) return "Could not reach the service. Check your connection and try again.";
+    if (status === 422 && /web address|single word|only http/.test(detail)) {
+      return "That doesn't look like a web address. Paste a link such as https://example.com/login. (" + detail + ")";
+    }
     if (status === 400 || status === 422) return "That does not look like a URL we can check: " + detail;
     if (status === 413) return "That input is too long to check.";
     if (status === 429) return "Too many checks in a short time. Please wait a moment and try again.";
@@ -48,19 +52,74 @@
     errorBox.textContent = "";
   }
 
+  // What each verdict band says; the bands come from the model card (chosen on validation data).
+  const BANDS = {
+    likely_phishing: ["phishing", "Likely phishing — do not enter passwords or payment details here."],
+    suspicious: ["suspicious", "Suspicious — check the real site below before you sign in or pay."],
+    likely_safe: ["legitimate", "Likely safe — no signs of phishing found."],
+  };
+
+  // The address with the parts that pushed the score up marked (text and colour both).
+  function showAddress(p) {
+    checked.textContent = "";
+    let marked = 0;
+    const parts = Array.isArray(p.attribution) ? p.attribution : [];
+    if (!parts.length) checked.textContent = p.url;
+    for (const part of parts) {
+      if (typeof part.text !== "string") continue;
+      // The scheme is not something a person can judge a link by; every other part can be.
+      if (part.contribution > 0.5 && part.part !== "scheme") {
+        const m = document.createElement("mark");
+        m.className = "up";
+        m.textContent = part.text;
+        const note = document.createElement("span");
+        note.className = "visually-hidden";
+        note.textContent = " (looks suspicious)";
+        m.appendChild(note);
+        checked.appendChild(m);
+        marked += 1;
+      } else {
+        checked.appendChild(document.createTextNode(part.text));
+      }
+    }
+    legend.hidden = marked === 0;
+  }
+
+  function showReasons(p) {
+    reasons.textContent = "";
+    const list = Array.isArray(p.reasons) ? p.reasons.slice(0, 4) : [];
+    for (const r of list) {
+      const li = document.createElement("li");
+      const against = r.weight > 0;
+      li.className = against ? "against" : "for";
+      const sign = document.createElement("span");
+      sign.className = "sign";
+      sign.setAttribute("aria-hidden", "true");
+      sign.textContent = against ? "!" : "✓";
+      const hidden = document.createElement("span");
+      hidden.className = "visually-hidden";
+      hidden.textContent = against ? "Warning: " : "In its favour: ";
+      li.append(sign, hidden, document.createTextNode(r.message));
+      reasons.appendChild(li);
+    }
+    reasons.hidden = list.length === 0;
+  }
+
   function showVerdict(p) {
     const pct = Math.round(p.score * 1000) / 10;
-    const phishing = p.label === "phishing";
-    result.classList.toggle("phishing", phishing);
-    result.classList.toggle("legitimate", !phishing);
-    verdict.textContent = phishing
-      ? "Likely phishing — do not enter passwords or payment details here."
-      : "Looks legitimate — no signs of phishing found.";
+    const band = BANDS[p.verdict] || (p.label === "phishing" ? BANDS.likely_phishing : BANDS.likely_safe);
+    result.classList.remove("phishing", "legitimate", "suspicious");
+    result.classList.add(band[0]);
+    verdict.textContent = band[1];
     fill.style.width = pct + "%";
     meter.setAttribute("aria-valuenow", String(pct));
-    meter.setAttribute("aria-valuetext", pct + "% phishing score");
-    score.textContent = "Phishing score: " + pct.toFixed(1) + "%";
-    checked.textContent = p.url;
+    meter.setAttribute("aria-valuetext", pct + "% probability of phishing");
+    const per100 = pct < 1 ? "fewer than 1" : pct > 99 ? "more than 99" : "about " + Math.round(pct);
+    score.textContent = "Probability of phishing: " + pct.toFixed(1) + "% — of links scored like this, " + per100 + " in 100 are phishing.";
+    site.hidden = !p.registrable_domain;
+    siteName.textContent = p.registrable_domain || "";
+    showReasons(p);
+    showAddress(p);
     agree.disabled = false;
     disagree.disabled = false;
     thanks.hidden = true;

@@ -102,6 +102,45 @@ fn forwards_the_url_and_returns_the_verdict() {
 }
 
 #[test]
+fn the_explanation_is_passed_on_as_the_model_service_gave_it() {
+    let env = Fake::answering(
+        200,
+        r#"{"url":"http://a.b.tk","label":"phishing","score":0.93,"model_version":"2.0.0",
+            "verdict":"likely_phishing","registrable_domain":"b.tk",
+            "reasons":[{"code":"many_subdomains","message":"m.","weight":1.5}],
+            "attribution":[{"part":"scheme","text":"http://","contribution":0.1}],
+            "internal":"not passed on"}"#,
+    );
+    let body = predict(&env, "http://a.b.tk").json_body();
+    assert_eq!(body["verdict"], "likely_phishing");
+    assert_eq!(body["registrable_domain"], "b.tk");
+    assert_eq!(body["reasons"][0]["code"], "many_subdomains");
+    assert_eq!(body["attribution"][0]["text"], "http://");
+    assert!(body.get("internal").is_none(), "{body}");
+}
+
+#[test]
+fn text_that_is_not_a_web_address_is_422_without_calling_the_model() {
+    let env = Fake::answering(200, r#"{"label":"phishing","score":0.9}"#);
+    for (text, want) in [
+        (
+            "not a url at all",
+            "`not a url at all` does not look like a web address",
+        ),
+        ("hello", "`hello` is a single word"),
+    ] {
+        let r = predict(&env, text);
+        assert_eq!(r.status, 422, "{text}");
+        let e = r.json_body()["error"].as_str().unwrap().to_string();
+        assert!(e.contains(want), "{text}: {e}");
+    }
+    assert!(
+        env.calls.borrow().is_empty(),
+        "the model-service must not be asked"
+    );
+}
+
+#[test]
 fn model_service_rejection_passes_through_with_its_message() {
     let env = Fake::answering(400, r#"{"error":"`url` is empty; expected a URL"}"#);
     let r = predict(&env, "http://a.tk");

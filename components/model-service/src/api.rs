@@ -2,6 +2,8 @@
 //! types; everything here runs in native tests too.
 
 use crate::model::{self, MAX_BATCH};
+use lib_ml::analysis::Analysis;
+use lib_ml::explain::Explanation;
 use lib_ml::Label;
 use serde_json::{json, Value};
 
@@ -180,7 +182,9 @@ fn describe(v: &Value) -> String {
     }
 }
 
-/// A non-empty URL string from `v`, or an error naming `field`.
+/// A web address from `v` (a string naming a host; see `lib_ml::analysis::web_address`), or an
+/// error naming `field`: 400 for what is not a string or holds control characters, 422 for
+/// text that is not a web address.
 fn url_from<'v>(v: &'v Value, field: &str) -> Result<&'v str, Fail> {
     match v {
         Value::String(s) if !s.trim().is_empty() => {
@@ -192,7 +196,10 @@ fn url_from<'v>(v: &'v Value, field: &str) -> Result<&'v str, Fail> {
                         c as u32
                     ),
                 )),
-                None => Ok(s),
+                None => match lib_ml::analysis::web_address(s) {
+                    Ok(_) => Ok(s),
+                    Err(e) => Err((422, format!("`{field}`: {e}"))),
+                },
             }
         }
         Value::String(_) => Err((400, format!("`{field}` is empty; expected a URL"))),
@@ -203,12 +210,32 @@ fn url_from<'v>(v: &'v Value, field: &str) -> Result<&'v str, Fail> {
     }
 }
 
-fn prediction(url: &str, score: f32, threshold: f32, version: &str) -> Value {
+/// One answer: the verdict, the real site, the reasons and which parts of the URL moved the
+/// score (`contribution` in logit units, positive toward phishing).
+fn prediction(
+    c: &model::Classifier,
+    url: &str,
+    score: f32,
+    analysis: &Analysis,
+    explanation: &Explanation,
+) -> Value {
     json!({
         "url": url,
-        "label": Label::from_score(score, threshold).as_str(),
+        "label": Label::from_score(score, c.threshold).as_str(),
         "score": score,
-        "model_version": version,
+        "verdict": c.bands.of(score),
+        "registrable_domain": analysis.registrable_domain,
+        "reasons": explanation.reasons.iter().map(|r| json!({
+            "code": r.code,
+            "message": r.message,
+            "weight": r.weight,
+        })).collect::<Vec<_>>(),
+        "attribution": explanation.parts.iter().map(|p| json!({
+            "part": p.kind,
+            "text": p.text,
+            "contribution": p.contribution,
+        })).collect::<Vec<_>>(),
+        "model_version": c.version,
     })
 }
 
@@ -235,8 +262,8 @@ fn predict(body: &Value) -> Result<Value, Fail> {
     };
     let url = url_from(value, field)?;
     let c = model::classifier().map_err(internal)?;
-    let score = c.scores(&[url]).map_err(internal)?[0];
-    Ok(prediction(url, score, c.threshold, &c.version))
+    let (score, analysis, explanation) = c.explain(&[url]).map_err(internal)?.remove(0);
+    Ok(prediction(c, url, score, &analysis, &explanation))
 }
 
 /// The URLs of a batch: 1 to [`MAX_BATCH`] non-empty strings.
@@ -275,11 +302,10 @@ fn predict_batch(body: &Value) -> Result<Value, Fail> {
         }
     };
     let c = model::classifier().map_err(internal)?;
-    let scores = c.scores(&urls).map_err(internal)?;
     let predictions: Vec<Value> = urls
         .iter()
-        .zip(scores)
-        .map(|(u, s)| prediction(u, s, c.threshold, &c.version))
+        .zip(c.explain(&urls).map_err(internal)?)
+        .map(|(u, (s, a, e))| prediction(c, u, s, &a, &e))
         .collect();
     Ok(json!({ "predictions": predictions }))
 }
@@ -403,6 +429,88 @@ mod tests {
         assert_eq!(built_in, file);
         assert!(!OPENAPI_JSON.contains('\n'));
         assert!(OPENAPI_JSON.len() < include_str!("../openapi.json").len() * 2 / 3);
+    }
+
+    #[test]
+    fn answers_carry_the_real_site_the_verdict_band_and_documented_reasons() {
+        let doc: Value = serde_json::from_str(OPENAPI_JSON).unwrap();
+        let codes = &doc["components"]["schemas"]["Reason"]["properties"]["code"]["enum"];
+        let tricks = include_str!("../../../model/checks/tricks.txt");
+        let logins = include_str!("../../../model/checks/login-pages.txt");
+        for url in tricks
+            .lines()
+            .chain(logins.lines())
+            .filter(|l| l.starts_with("http"))
+        {
+            let body = json!({ "url": url }).to_string();
+            let r = handle(req(
+                "POST",
+                "/predict",
+                Some("application/json"),
+                body.as_bytes(),
+            ));
+            assert_eq!(r.status, 200, "{url}: {}", r.body);
+            for reason in r.body["reasons"].as_array().unwrap() {
+                assert!(
+                    codes.as_array().unwrap().contains(&reason["code"]),
+                    "{url}: undocumented reason {reason}"
+                );
+                assert!(reason["message"].as_str().is_some_and(|m| m.ends_with('.')));
+            }
+            let joined: String = r.body["attribution"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["text"].as_str().unwrap())
+                .collect();
+            assert_eq!(joined, url.to_lowercase(), "{url}");
+        }
+        let body = br#"{"url": "https://appleid.apple.com.secure-id-check.com/"}"#;
+        let r = handle(req("POST", "/predict", Some("application/json"), body));
+        assert_eq!(r.body["registrable_domain"], "secure-id-check.com");
+        assert_eq!(r.body["verdict"], "likely_phishing");
+        let codes: Vec<&str> = r.body["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["code"].as_str().unwrap())
+            .collect();
+        assert!(codes.contains(&"domain_mismatch"), "{}", r.body);
+        let body = br#"{"url": "paypal.com/signin"}"#;
+        let r = handle(req("POST", "/predict", Some("application/json"), body));
+        assert_eq!(
+            (r.status, &r.body["verdict"]),
+            (200, &json!("likely_safe")),
+            "{}",
+            r.body
+        );
+        assert_eq!(r.body["attribution"][0]["text"], "http://");
+    }
+
+    #[test]
+    fn text_that_is_not_a_web_address_is_422_quoting_it() {
+        for (body, want) in [
+            (
+                r#"{"url": "not a url at all"}"#,
+                "`not a url at all` does not look like a web address",
+            ),
+            (r#"{"url": "hello"}"#, "`hello` is a single word"),
+            (r#"{"url": "ftp://files.example.com/x"}"#, "`ftp:` address"),
+            (
+                r#"{"urls": ["https://a.com/", "word"]}"#,
+                "`urls[1]`: `word`",
+            ),
+        ] {
+            let path = if body.contains("urls") {
+                "/predict/batch"
+            } else {
+                "/predict"
+            };
+            let r = handle(req("POST", path, Some("application/json"), body.as_bytes()));
+            assert_eq!(r.status, 422, "{body}: {}", r.body);
+            let e = r.body["error"].as_str().unwrap();
+            assert!(e.contains(want), "{body}: {e}");
+        }
     }
 
     #[test]

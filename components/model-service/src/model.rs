@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use lib_ml::analysis::Analysis;
 use lib_ml::encoder::UrlEncoder;
+use lib_ml::explain::{explain, Explanation};
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -97,6 +98,8 @@ pub struct Classifier {
     pub version: String,
     /// Scores at or above this are phishing.
     pub threshold: f32,
+    /// The verdict bands (the card's; the threshold on both sides when the card has none).
+    pub bands: Bands,
 }
 
 static CLASSIFIER: OnceLock<Classifier> = OnceLock::new();
@@ -108,6 +111,31 @@ struct CardHead {
     name: String,
     version: String,
     threshold: f32,
+    #[serde(default)]
+    bands: Option<Bands>,
+}
+
+/// The verdict bands of the model card: below `likely_safe_below` "likely safe", from
+/// `likely_phishing_from` "likely phishing", between them "suspicious".
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+pub struct Bands {
+    /// See the type.
+    pub likely_safe_below: f32,
+    /// See the type.
+    pub likely_phishing_from: f32,
+}
+
+impl Bands {
+    /// The band of `score`: `likely_safe`, `suspicious` or `likely_phishing`.
+    pub fn of(&self, score: f32) -> &'static str {
+        if score >= self.likely_phishing_from {
+            "likely_phishing"
+        } else if score < self.likely_safe_below {
+            "likely_safe"
+        } else {
+            "suspicious"
+        }
+    }
 }
 
 impl Classifier {
@@ -147,6 +175,14 @@ impl Classifier {
         let card: CardHead =
             serde_json::from_str(card_json).context("built-in model card is invalid")?;
         let width = encoder.width();
+        // The per-id terms (`weights[ids] * values`, the node the export names `scale`) are a
+        // second output: the logit is their sum, so they explain the score exactly.
+        let mut model = model;
+        let terms = model
+            .node_id_by_name("scale")
+            .context("the model has no `scale` node (its per-id terms)")?;
+        let score = model.output_outlets()?[0];
+        model.select_output_outlets(&[score, OutletId::new(terms, 0)])?;
         // The graph declares its inputs as [batch, width]: fix `batch` to 1 everywhere (setting
         // only the inputs' shapes would leave every other shape symbolic), then optimize and plan.
         let batch = model.sym("batch");
@@ -162,6 +198,10 @@ impl Classifier {
             name: card.name,
             version: card.version,
             threshold: card.threshold,
+            bands: card.bands.unwrap_or(Bands {
+                likely_safe_below: card.threshold,
+                likely_phishing_from: card.threshold,
+            }),
         })
     }
 
@@ -180,13 +220,33 @@ impl Classifier {
 
     /// P(phishing) for each URL with the URL analysis its inputs came from, in order.
     pub fn scores_with_analysis(&self, urls: &[&str]) -> Result<Vec<(f32, Analysis)>> {
+        self.run(urls, |_, _, _| ())
+            .map(|v| v.into_iter().map(|(s, a, ())| (s, a)).collect())
+    }
+
+    /// P(phishing), the analysis and the explanation (reasons, attribution) of each URL.
+    pub fn explain(&self, urls: &[&str]) -> Result<Vec<(f32, Analysis, Explanation)>> {
+        self.run(urls, |url, analysis, terms| {
+            explain(&self.encoder, url, analysis, terms)
+        })
+    }
+
+    /// Runs the plan once per URL; `then` sees each URL's analysis and its (id, term) pairs.
+    fn run<T>(
+        &self,
+        urls: &[&str],
+        mut then: impl FnMut(&str, &Analysis, &[(u32, f32)]) -> T,
+    ) -> Result<Vec<(f32, Analysis, T)>> {
         anyhow::ensure!(
             !urls.is_empty() && urls.len() <= MAX_BATCH,
             "expected 1 to {MAX_BATCH} URLs"
         );
         let width = self.encoder.width();
+        let pad = self.encoder.pad_id() as i64;
         let mut state = self.plan.spawn()?;
         let mut out = Vec::with_capacity(urls.len());
+        let mut ids_seen = Vec::with_capacity(width);
+        let mut values_seen = Vec::with_capacity(width);
         for url in urls {
             let mut ids = Tensor::zero::<i64>(&[1, width])?;
             let mut values = Tensor::zero::<f32>(&[1, width])?;
@@ -195,12 +255,31 @@ impl Classifier {
                 ids.try_as_plain_ram_mut()?.as_slice_mut::<i64>()?,
                 values.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?,
             );
+            ids_seen.clear();
+            ids_seen.extend(ids.try_as_plain_ram()?.as_slice::<i64>()?.iter().copied());
+            values_seen.clear();
+            values_seen.extend(
+                values
+                    .try_as_plain_ram()?
+                    .as_slice::<f32>()?
+                    .iter()
+                    .copied(),
+            );
             let result = state.run(tvec!(ids.into(), values.into()))?;
-            let score = result[0].to_plain_array_view::<f32>()?;
-            out.push((
-                *score.iter().next().context("the model returned no score")?,
-                analysis,
-            ));
+            let score = *result[0]
+                .to_plain_array_view::<f32>()?
+                .iter()
+                .next()
+                .context("the model returned no score")?;
+            let terms: Vec<(u32, f32)> = ids_seen
+                .iter()
+                .zip(&values_seen)
+                .zip(result[1].to_plain_array_view::<f32>()?.iter())
+                .filter(|((id, _), _)| **id != pad)
+                .map(|((&id, &v), &w)| (id as u32, w * v))
+                .collect();
+            let extra = then(url, &analysis, &terms);
+            out.push((score, analysis, extra));
         }
         Ok(out)
     }

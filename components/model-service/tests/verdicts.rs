@@ -69,3 +69,87 @@ fn the_analysis_behind_a_score_names_the_real_site() {
     assert_eq!(a.registrable_domain.as_deref(), Some("secure-id-check.com"));
     assert_eq!(a.brand_in_subdomain.as_deref(), Some("apple.com"));
 }
+
+#[test]
+fn explanations_add_up_and_point_at_the_real_site() {
+    let c = Classifier::load().unwrap();
+    let url = "https://appleid.apple.com.secure-id-check.com/signin";
+    let (score, a, e) = c.explain(&[url]).unwrap().remove(0);
+    assert_eq!(a.registrable_domain.as_deref(), Some("secure-id-check.com"));
+    let codes: Vec<&str> = e.reasons.iter().map(|r| r.code).collect();
+    assert!(codes.contains(&"domain_mismatch"), "{codes:?}");
+    let mismatch = e
+        .reasons
+        .iter()
+        .find(|r| r.code == "domain_mismatch")
+        .unwrap();
+    assert!(
+        mismatch.weight > 0.0 && mismatch.message.contains("secure-id-check.com"),
+        "{mismatch:?}"
+    );
+    // The parts spell the URL as the model read it.
+    let joined: String = e.parts.iter().map(|p| p.text.as_str()).collect();
+    assert_eq!(joined, url);
+    let (_, _, plain) = c
+        .explain(&["https://www.wikipedia.org/"])
+        .unwrap()
+        .remove(0);
+    let known = plain
+        .reasons
+        .iter()
+        .find(|r| r.code == "known_domain")
+        .unwrap();
+    assert!(known.weight < 0.0, "{known:?}");
+    assert!(score > 0.9);
+    // Same model, same score as the plain path.
+    assert_eq!(c.scores(&[url]).unwrap()[0], score);
+}
+
+#[test]
+fn the_explanation_uses_the_models_own_terms() {
+    // The terms behind the reasons and the attribution are weight x value of each input id, the
+    // same weights training wrote (`model/ngram-weights.bin`): so parts + reasons + the bias are
+    // the logit, up to the signals too weak to be reasons.
+    let c = Classifier::load().unwrap();
+    let raw = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../model/ngram-weights.bin"
+    ))
+    .unwrap();
+    let w: Vec<f32> = raw
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let bias = w[w.len() - 1];
+    for url in [
+        "https://appleid.apple.com.secure-id-check.com/",
+        "https://www.wikipedia.org/wiki/Phishing",
+        "http://45.137.21.9/www.chase.com/auth/",
+        "https://login.live.com/login.srf",
+        "https://mail.proton.me/u/0/inbox",
+    ] {
+        let (score, _, e) = c.explain(&[url]).unwrap().remove(0);
+        let logit = (score / (1.0 - score)).ln();
+        let expected: f32 = c
+            .encoder
+            .features(url)
+            .iter()
+            .map(|&(i, v)| w[i as usize] * v)
+            .sum::<f32>()
+            + bias;
+        // (tract's sigmoid saturates far out, so the score's logit is checked where it is exact.)
+        if expected.abs() < 8.0 {
+            assert!(
+                (logit - expected).abs() < 0.01,
+                "{url}: {logit} vs {expected}"
+            );
+        }
+        let explained: f32 = e.parts.iter().map(|p| p.contribution).sum::<f32>()
+            + e.reasons.iter().map(|r| r.weight).sum::<f32>()
+            + bias;
+        assert!(
+            (explained - expected).abs() < 1.0,
+            "{url}: parts + reasons + bias = {explained}, the logit is {expected}"
+        );
+    }
+}

@@ -452,6 +452,53 @@ pub fn split_url(url: &str) -> Option<UrlParts> {
     })
 }
 
+/// Why a text is not a web address a person could visit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotAWebAddress(pub String);
+
+impl fmt::Display for NotAWebAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotAWebAddress {}
+
+/// `url`'s parts if it is a web address: an `http` or `https` URL (or one without a scheme, read
+/// as `http://`) whose host is a dotted name or an IP address. Otherwise a message saying why,
+/// quoting the text.
+pub fn web_address(url: &str) -> Result<UrlParts, NotAWebAddress> {
+    let shown: String = url.trim().chars().take(80).collect();
+    let more = if shown.len() < url.trim().len() {
+        "…"
+    } else {
+        ""
+    };
+    let Some(parts) = split_url(url) else {
+        return Err(NotAWebAddress(format!(
+            "`{shown}{more}` does not look like a web address: it has no valid host name"
+        )));
+    };
+    if let Some(scheme) = parts
+        .scheme
+        .as_deref()
+        .filter(|s| *s != "http" && *s != "https")
+    {
+        return Err(NotAWebAddress(format!(
+            "`{shown}{more}` is a `{scheme}:` address; only http:// and https:// addresses can be checked"
+        )));
+    }
+    let ascii = ascii_host(&parts.host);
+    let dotted = ascii.split('.').filter(|l| !l.is_empty()).count() >= 2;
+    if !dotted && !is_ip_host(&ascii) {
+        return Err(NotAWebAddress(format!(
+            "`{shown}{more}` does not look like a web address: `{}` is a single word, not a site name",
+            parts.host
+        )));
+    }
+    Ok(parts)
+}
+
 /// `url` as the model reads it: trimmed, and with `http://` in front when it has no scheme
 /// (`paypal.com/signin`, `//cdn.example/x`), as a browser's address bar would take it. Which
 /// rows of a data set happen to lack a scheme says more about who collected them than about
@@ -812,6 +859,33 @@ mod tests {
             "1@\u{fffd}2.2..",
         ] {
             assert_eq!(split_url(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn web_addresses_are_told_from_other_text() {
+        for ok in [
+            "paypal.com/signin",
+            "https://a.b.co.uk/x",
+            "http://192.168.0.1/",
+            "http://[::1]/",
+            "HTTPS://Example.COM",
+        ] {
+            assert!(web_address(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("not a url at all", "no valid host name"),
+            ("hello", "single word"),
+            ("http://localhost/", "single word"),
+            ("ftp://files.example.com/", "`ftp:` address"),
+            ("javascript:alert(1)", "no valid host name"),
+            ("", "no valid host name"),
+        ] {
+            let e = web_address(bad).unwrap_err().to_string();
+            assert!(
+                e.contains(why) && e.contains(&format!("`{bad}")),
+                "{bad}: {e}"
+            );
         }
     }
 

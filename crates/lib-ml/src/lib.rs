@@ -24,6 +24,7 @@ pub mod analysis;
 mod dataset;
 pub mod domain;
 pub mod encoder;
+pub mod explain;
 mod label;
 pub mod ngrams;
 mod tokenizer;

@@ -1,0 +1,350 @@
+//! Why a URL got its score, from the model's own terms: the n-gram model's logit is a sum of
+//! one term per input id (`weight × value`), so each term can be handed back to what produced
+//! it — a signal of the analysis, or the characters of the URL an n-gram covers.
+//!
+//! [`explain`] turns the terms of one URL into reasons (the signals that fired, in order of
+//! weight, in plain sentences) and an attribution over the URL's parts (scheme, host labels,
+//! path segments, query), whose contributions add up to the n-gram part of the logit.
+
+use crate::analysis::{normalize_url, Analysis, Signal};
+use crate::encoder::UrlEncoder;
+use crate::ngrams::{salted_bucket, NgramSpec};
+use std::collections::HashMap;
+
+/// One reason: a stable code, a sentence, and how much it moved the score (in logit units:
+/// positive toward phishing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reason {
+    /// Stable, documented code (`domain_mismatch`, `known_domain`, ...).
+    pub code: &'static str,
+    /// A plain sentence.
+    pub message: String,
+    /// Its term in the logit.
+    pub weight: f32,
+}
+
+/// One contiguous part of the URL as the model read it and its share of the logit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    /// `scheme`, `userinfo`, `host`, `port`, `path`, `query` or `fragment`.
+    pub kind: &'static str,
+    /// The text (lower-cased, as the model read it).
+    pub text: String,
+    /// Its share of the n-gram terms (logit units: positive toward phishing).
+    pub contribution: f32,
+}
+
+/// Reasons and attribution for one URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    /// The fired signals' reasons, strongest first (|weight| of at least 0.05).
+    pub reasons: Vec<Reason>,
+    /// The URL's parts in order; their texts concatenate to the URL as the model read it.
+    pub parts: Vec<Part>,
+}
+
+/// The kind of each part of `url` (normalized, lower-cased) as byte ranges.
+fn split_parts(url: &str) -> Vec<(&'static str, usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    if let Some(i) = url.find("://") {
+        out.push(("scheme", 0, i + 3));
+        at = i + 3;
+    }
+    let end = url[at..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| at + i);
+    let authority = &url[at..end];
+    let host_start = match authority.rfind('@') {
+        Some(i) => {
+            out.push(("userinfo", at, at + i + 1));
+            at + i + 1
+        }
+        None => at,
+    };
+    let (host_end, port) = match url[host_start..end].rfind(':') {
+        Some(i) if !url[host_start..end].starts_with('[') => (host_start + i, true),
+        _ => (end, false),
+    };
+    let mut label_start = host_start;
+    for (i, _) in url[host_start..host_end].match_indices('.') {
+        out.push(("host", label_start, host_start + i + 1));
+        label_start = host_start + i + 1;
+    }
+    if label_start < host_end {
+        out.push(("host", label_start, host_end));
+    }
+    if port {
+        out.push(("port", host_end, end));
+    }
+    let mut at = end;
+    let query = url[at..].find(['?', '#']).map_or(url.len(), |i| at + i);
+    while at < query {
+        let next = url[at + 1..query].find('/').map_or(query, |i| at + 1 + i);
+        out.push(("path", at, next));
+        at = next;
+    }
+    if at < url.len() {
+        let frag = url[at..].find('#').map_or(url.len(), |i| at + i);
+        if url[at..].starts_with('?') {
+            out.push(("query", at, frag));
+            at = frag;
+        }
+        if at < url.len() {
+            out.push(("fragment", at, url.len()));
+        }
+    }
+    out
+}
+
+/// Per byte of `body` (the lower-cased URL the n-grams were read from), its share of the
+/// n-gram terms `terms` (bucket → term).
+fn byte_contributions(
+    body: &str,
+    spec: &NgramSpec,
+    salt: u64,
+    terms: &HashMap<u32, f32>,
+) -> Vec<f32> {
+    let framed: Vec<u8> = std::iter::once(b'^')
+        .chain(body.bytes())
+        .chain(std::iter::once(b'$'))
+        .collect();
+    // How often each bucket occurs, to split its term between its occurrences.
+    let mut occurrences: HashMap<u32, u32> = HashMap::new();
+    let mut windows = Vec::new();
+    for n in spec.min_n..=spec.max_n {
+        for (start, w) in framed.windows(n).enumerate() {
+            let b = salted_bucket(w, spec.bits, salt);
+            *occurrences.entry(b).or_default() += 1;
+            windows.push((b, start, n));
+        }
+    }
+    let mut per_byte = vec![0f32; body.len()];
+    for (b, start, n) in windows {
+        let Some(&term) = terms.get(&b) else { continue };
+        // Framed positions 1..=len are the body's bytes; `^` and `$` carry nothing.
+        let lo = start.max(1) - 1;
+        let hi = (start + n).min(body.len() + 1).saturating_sub(1);
+        if lo >= hi {
+            continue;
+        }
+        let share = term / occurrences[&b] as f32 / (hi - lo) as f32;
+        for c in &mut per_byte[lo..hi] {
+            *c += share;
+        }
+    }
+    per_byte
+}
+
+fn reason_for(signal: Signal, a: &Analysis, weight: f32) -> Option<Reason> {
+    let site = a.registrable_domain.as_deref().unwrap_or("this site");
+    let (code, message) = match signal {
+        Signal::Unparsable => ("not_a_url", "This does not look like a web address.".to_string()),
+        Signal::IpHost => (
+            "ip_host",
+            "The address is a bare IP address, not a named site.".to_string(),
+        ),
+        Signal::Punycode | Signal::NonAsciiHost => (
+            "punycode",
+            format!("The site's name ({site}) is written with international letters, which can imitate familiar ones."),
+        ),
+        Signal::PrivateSuffix | Signal::FreeHosting => (
+            "free_hosting",
+            format!("{site} is on a hosting or dynamic-DNS service where anyone can publish pages."),
+        ),
+        Signal::KnownTier0 | Signal::KnownTier1 | Signal::KnownTier2 => {
+            let top = match signal {
+                Signal::KnownTier0 => "1,000",
+                Signal::KnownTier1 => "10,000",
+                _ => "100,000",
+            };
+            (
+                "known_domain",
+                format!("{site} is a widely used site (among the top {top})."),
+            )
+        }
+        Signal::BrandInSubdomain => (
+            "domain_mismatch",
+            format!(
+                "The site is {site}; '{}' only appears in its subdomain.",
+                a.brand_in_subdomain.as_deref().unwrap_or("a brand")
+            ),
+        ),
+        Signal::BrandInPath => (
+            "brand_in_path",
+            format!(
+                "'{}' appears in the address's path, but the site is {site}.",
+                a.brand_in_path.as_deref().unwrap_or("a brand")
+            ),
+        ),
+        Signal::BrandInDomain => (
+            "brand_in_domain",
+            format!(
+                "{site} uses the name of {} but is a different site.",
+                a.brand_in_domain.as_deref().unwrap_or("a brand")
+            ),
+        ),
+        Signal::Lookalike => (
+            "lookalike",
+            format!(
+                "{site} looks like {}.",
+                a.lookalike.as_deref().unwrap_or("a well-known site")
+            ),
+        ),
+        Signal::Subdomains2 | Signal::Subdomains3Plus => (
+            "many_subdomains",
+            format!(
+                "The address has {} levels of subdomains in front of {site}.",
+                a.subdomain_labels
+            ),
+        ),
+        Signal::DomainHyphen1 | Signal::DomainHyphens2Plus => (
+            "hyphenated_domain",
+            match a.domain_hyphens {
+                1 => format!("{site} has a hyphen in its name."),
+                n => format!("{site} has {n} hyphens in its name."),
+            },
+        ),
+        Signal::DomainDigits => ("digits_in_domain", format!("{site} has digits in its name.")),
+        Signal::Userinfo => (
+            "userinfo",
+            "The address puts a user name before the real host (text before '@').".to_string(),
+        ),
+        Signal::Port => ("port", "The address names an unusual port.".to_string()),
+        Signal::LongHost => ("long_host", "The host name is unusually long.".to_string()),
+        Signal::PlainHttp => (
+            "plain_http",
+            "The connection is not encrypted (http, not https).".to_string(),
+        ),
+        Signal::Subdomains0 | Signal::Subdomains1 => return None,
+    };
+    Some(Reason {
+        code,
+        message,
+        weight,
+    })
+}
+
+/// Explains one URL from its model terms: `terms` pairs each input id the URL has with its
+/// term (`weight × value`), as the model computed them.
+pub fn explain(
+    encoder: &UrlEncoder,
+    url: &str,
+    analysis: &Analysis,
+    terms: &[(u32, f32)],
+) -> Explanation {
+    let spec = &encoder.spec().ngrams;
+    let first_signal = 1u32 << spec.bits;
+    let mut ngram_terms: HashMap<u32, f32> = HashMap::new();
+    let mut reasons: Vec<Reason> = Vec::new();
+    for &(id, term) in terms {
+        if id >= first_signal {
+            if let Some(&s) = Signal::ALL.get((id - first_signal) as usize) {
+                if let Some(r) = reason_for(s, analysis, term) {
+                    match reasons.iter_mut().find(|x| x.code == r.code) {
+                        Some(x) => x.weight += term,
+                        None => reasons.push(r),
+                    }
+                }
+            }
+        } else {
+            *ngram_terms.entry(id).or_default() += term;
+        }
+    }
+    reasons.retain(|r| r.weight.abs() >= 0.05);
+    reasons.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
+
+    let normalized = normalize_url(url).to_lowercase();
+    let mut body_len = normalized.len();
+    if spec.max_chars > 0 && body_len > spec.max_chars {
+        body_len = spec.max_chars;
+        while !normalized.is_char_boundary(body_len) {
+            body_len -= 1;
+        }
+    }
+    let salt = u64::from(
+        encoder.spec().signals && encoder.spec().known_namespace && analysis.known_tier.is_some(),
+    );
+    // The public suffix's token belongs to the host's last label.
+    let suffix_term = match (&analysis.suffix, encoder.spec().signals) {
+        (Some(suffix), true) => {
+            let token = format!("\u{1}suffix:{suffix}");
+            ngram_terms
+                .remove(&crate::ngrams::bucket(token.as_bytes(), spec.bits))
+                .unwrap_or(0.0)
+        }
+        _ => 0.0,
+    };
+    let per_byte = byte_contributions(&normalized[..body_len], spec, salt, &ngram_terms);
+    let mut parts: Vec<Part> = split_parts(&normalized)
+        .into_iter()
+        .map(|(kind, lo, hi)| Part {
+            kind,
+            text: normalized[lo..hi].to_string(),
+            contribution: per_byte
+                .get(lo.min(body_len)..hi.min(body_len))
+                .map_or(0.0, |s| s.iter().sum()),
+        })
+        .collect();
+    if let Some(last_host) = parts.iter_mut().rev().find(|p| p.kind == "host") {
+        last_host.contribution += suffix_term;
+    }
+    Explanation { reasons, parts }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_cover_the_url_in_order() {
+        for url in [
+            "http://user@a.b.example.com:8080/x/y.php?q=1#top",
+            "https://example.com",
+            "https://example.com/",
+            "http://[::1]:80/a",
+            "not a url",
+        ] {
+            let parts = split_parts(url);
+            let joined: String = parts.iter().map(|&(_, lo, hi)| &url[lo..hi]).collect();
+            assert_eq!(joined, url);
+            assert!(
+                parts.windows(2).all(|w| w[0].2 == w[1].1),
+                "{url}: {parts:?}"
+            );
+        }
+        let kinds: Vec<&str> = split_parts("http://u@a.com:1/p/q?x#f")
+            .iter()
+            .map(|p| p.0)
+            .collect();
+        assert_eq!(
+            kinds,
+            ["scheme", "userinfo", "host", "host", "port", "path", "path", "query", "fragment"]
+        );
+    }
+
+    #[test]
+    fn byte_shares_add_up_to_the_terms_of_the_ngrams_inside_the_body() {
+        let spec = NgramSpec {
+            bits: 16,
+            min_n: 2,
+            max_n: 3,
+            max_chars: 0,
+        };
+        // Every bucket of "abc" gets term 1: the 2- and 3-grams inside the body ("ab", "bc",
+        // "abc") hand all of theirs to its bytes; the ones touching `^`/`$` hand over the part
+        // that covers body bytes only.
+        let body = "abc";
+        let mut terms = HashMap::new();
+        for w in [&b"ab"[..], b"bc", b"abc"] {
+            terms.insert(salted_bucket(w, 16, 0), 1.0);
+        }
+        let per_byte = byte_contributions(body, &spec, 0, &terms);
+        let total: f32 = per_byte.iter().sum();
+        assert!((total - 3.0).abs() < 1e-5, "{per_byte:?}");
+        assert!(
+            per_byte[1] > per_byte[0],
+            "the middle byte is in all three: {per_byte:?}"
+        );
+    }
+}
