@@ -655,6 +655,15 @@ def scrape_check(docs: list[dict]) -> list[str]:
                 problems.append(f"scrape: Prometheus never saw `{query}` >= 1")
             else:
                 print(f"scrape: Prometheus scraped the app in wasm-host: {query} = {value:g}")
+            # The model-monitoring series of the same prediction: its score and its reasons.
+            for q in (f'sum(phishing_app_score_count{{job="{job}",label="{label}"}})',
+                      f'sum(phishing_app_reasons_total{{job="{job}"}})'):
+                with urllib.request.urlopen(f"{base}/api/v1/query?query={urllib.parse.quote(q)}") as r:
+                    result = json.load(r)["data"]["result"]
+                if not result or float(result[0]["value"][1]) < 1:
+                    problems.append(f"scrape: Prometheus never saw `{q}` >= 1")
+                else:
+                    print(f"scrape: {q} = {float(result[0]['value'][1]):g}")
             with urllib.request.urlopen(f"{base}/api/v1/rules") as r:
                 loaded = [rule["name"] for g in json.load(r)["data"]["groups"] for rule in g["rules"]]
             want = [r["alert"] for g in rule_groups(docs) for r in g["rules"] if "alert" in r]

@@ -297,6 +297,25 @@ fn count(env: &dyn Env, counters: &[Counter]) -> bool {
     }
 }
 
+/// Adds each `(counter, amount)`, as [`count`] does.
+fn count_by(env: &dyn Env, counters: &[(Counter, i64)]) -> bool {
+    let version = &env.config().deployment_version;
+    let result = env.store().and_then(|s| {
+        counters
+            .iter()
+            .try_for_each(|(c, n)| s.increment(&c.key(version), *n).map(|_| ()))
+    });
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            env.log(&format!(
+                "metrics not recorded ({counters:?}): key-value store: {e}"
+            ));
+            false
+        }
+    }
+}
+
 fn observe(env: &dyn Env, seconds: f64) -> bool {
     let version = &env.config().deployment_version;
     match env
@@ -493,7 +512,6 @@ fn predict(req: &Request<'_>, env: &dyn Env) -> Response {
         200 => match read_prediction(&bytes) {
             Some((label, score, model_version)) => {
                 let i = LABELS.iter().position(|l| *l == label).unwrap_or(0);
-                let counted = count(env, &[Counter::Prediction(i)]);
                 let mut answer = json!({ "url": url, "label": label, "score": score, "model_version": model_version });
                 // The explanation, as the model-service gave it (see its OpenAPI document).
                 if let Ok(Value::Object(upstream)) = serde_json::from_slice::<Value>(&bytes) {
@@ -503,6 +521,17 @@ fn predict(req: &Request<'_>, env: &dyn Env) -> Response {
                         }
                     }
                 }
+                // The reasons the UI shows (its first four).
+                let shown: Vec<&str> = answer["reasons"]
+                    .as_array()
+                    .map(|r| {
+                        r.iter()
+                            .take(4)
+                            .filter_map(|x| x["code"].as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let counted = count_by(env, &metrics::prediction_counters(i, score, &shown));
                 let r = Response::json(200, &answer);
                 if counted && observed {
                     r

@@ -20,6 +20,12 @@ pub const LATENCY_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+/// Upper bounds of the served-score histogram (a score is a probability).
+pub const SCORE_BUCKETS: [f64; 11] = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95];
+
+/// Reason codes counted (the model-service's, `lib_ml::explain::REASON_CODES`).
+pub use lib_ml::explain::REASON_CODES;
+
 /// Verdict labels a prediction can have.
 pub const LABELS: [&str; 2] = ["legitimate", "phishing"];
 
@@ -75,6 +81,13 @@ pub enum Counter {
     LatencyBucket(usize),
     /// Sum of round-trip times in microseconds.
     LatencySumMicros,
+    /// A served score of label `.0` that fell in bucket `.1` of [`SCORE_BUCKETS`] (`len()` =
+    /// above the last).
+    ScoreBucket(usize, usize),
+    /// Sum of served scores of label `.0`, in millionths.
+    ScoreSumMicros(usize),
+    /// A reason shown with a verdict (index into [`REASON_CODES`]).
+    Reason(usize),
 }
 
 /// Prefix of every metric key: `metrics:<version>:<counter>`.
@@ -91,6 +104,9 @@ impl Counter {
             Counter::ModelError(k) => format!("model_service_errors:{}", k.as_str()),
             Counter::LatencyBucket(i) => format!("latency_bucket:{i}"),
             Counter::LatencySumMicros => "latency_sum_us".into(),
+            Counter::ScoreBucket(l, i) => format!("score_bucket:{}:{i}", LABELS[*l]),
+            Counter::ScoreSumMicros(l) => format!("score_sum_u:{}", LABELS[*l]),
+            Counter::Reason(i) => format!("reasons:{}", REASON_CODES[*i]),
         };
         format!("{KEY_PREFIX}{version}:{name}")
     }
@@ -106,8 +122,37 @@ impl Counter {
         all.extend(ErrorKind::ALL.map(Counter::ModelError));
         all.extend((0..=LATENCY_BUCKETS.len()).map(Counter::LatencyBucket));
         all.push(Counter::LatencySumMicros);
+        for l in 0..LABELS.len() {
+            all.extend((0..=SCORE_BUCKETS.len()).map(|i| Counter::ScoreBucket(l, i)));
+            all.push(Counter::ScoreSumMicros(l));
+        }
+        all.extend((0..REASON_CODES.len()).map(Counter::Reason));
         all
     }
+}
+
+/// The counters one served prediction adds: its label, its score's bucket and sum, and each
+/// reason shown (unknown codes are not counted).
+pub fn prediction_counters(label: usize, score: f64, reasons: &[&str]) -> Vec<(Counter, i64)> {
+    let bucket = SCORE_BUCKETS
+        .iter()
+        .position(|b| score <= *b)
+        .unwrap_or(SCORE_BUCKETS.len());
+    let mut out = vec![
+        (Counter::Prediction(label), 1),
+        (Counter::ScoreBucket(label, bucket), 1),
+        (
+            Counter::ScoreSumMicros(label),
+            (score.clamp(0.0, 1.0) * 1e6).round() as i64,
+        ),
+    ];
+    out.extend(
+        reasons
+            .iter()
+            .filter_map(|r| REASON_CODES.iter().position(|c| c == r))
+            .map(|i| (Counter::Reason(i), 1)),
+    );
+    out
 }
 
 /// The histogram bucket of a round trip of `seconds`.
@@ -296,6 +341,55 @@ pub fn render(values: &[VersionValues], build: &BuildInfo, feedback_rows: i64) -
         let sum = get(c, Counter::LatencySumMicros) as f64 / 1e6;
         let _ = writeln!(out, "{name}_sum{{version=\"{v}\"}} {}", num(sum));
         let _ = writeln!(out, "{name}_count{{version=\"{v}\"}} {cumulative}");
+    }
+
+    header(
+        &mut out,
+        "score",
+        "histogram",
+        "Scores (P(phishing)) served, by verdict label: a canary whose distribution drifts from the stable version's shows here.",
+    );
+    for (v, c) in values {
+        let v = escape(v);
+        for (l, label) in LABELS.iter().enumerate() {
+            let mut cumulative = 0;
+            for i in 0..=SCORE_BUCKETS.len() {
+                cumulative += get(c, Counter::ScoreBucket(l, i));
+                let le = SCORE_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY);
+                let _ = writeln!(
+                    out,
+                    "{PREFIX}_score_bucket{{version=\"{v}\",label=\"{label}\",le=\"{}\"}} {cumulative}",
+                    num(le)
+                );
+            }
+            let sum = get(c, Counter::ScoreSumMicros(l)) as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "{PREFIX}_score_sum{{version=\"{v}\",label=\"{label}\"}} {}",
+                num(sum)
+            );
+            let _ = writeln!(
+                out,
+                "{PREFIX}_score_count{{version=\"{v}\",label=\"{label}\"}} {cumulative}"
+            );
+        }
+    }
+
+    header(
+        &mut out,
+        "reasons_total",
+        "counter",
+        "Reasons shown with verdicts, by code (see the model-service's OpenAPI document).",
+    );
+    for (v, c) in values {
+        let v = escape(v);
+        for (i, code) in REASON_CODES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{PREFIX}_reasons_total{{version=\"{v}\",code=\"{code}\"}} {}",
+                get(c, Counter::Reason(i))
+            );
+        }
     }
 
     header(

@@ -117,6 +117,11 @@ fn the_explanation_is_passed_on_as_the_model_service_gave_it() {
     assert_eq!(body["reasons"][0]["code"], "many_subdomains");
     assert_eq!(body["attribution"][0]["text"], "http://");
     assert!(body.get("internal").is_none(), "{body}");
+    // Counted for monitoring: the score in its bucket (0.93 <= 0.95, bucket 10), its sum, and
+    // the reason shown.
+    assert_eq!(counter(&env, "metrics:local:score_bucket:phishing:10"), 1);
+    assert_eq!(counter(&env, "metrics:local:score_sum_u:phishing"), 930_000);
+    assert_eq!(counter(&env, "metrics:local:reasons:many_subdomains"), 1);
 }
 
 #[test]

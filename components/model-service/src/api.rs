@@ -435,6 +435,11 @@ mod tests {
     fn answers_carry_the_real_site_the_verdict_band_and_documented_reasons() {
         let doc: Value = serde_json::from_str(OPENAPI_JSON).unwrap();
         let codes = &doc["components"]["schemas"]["Reason"]["properties"]["code"]["enum"];
+        assert_eq!(
+            codes,
+            &json!(lib_ml::explain::REASON_CODES),
+            "OpenAPI and lib-ml list the same codes"
+        );
         let tricks = include_str!("../../../model/checks/tricks.txt");
         let logins = include_str!("../../../model/checks/login-pages.txt");
         for url in tricks

@@ -11,6 +11,26 @@ use crate::encoder::UrlEncoder;
 use crate::ngrams::{salted_bucket, NgramSpec};
 use std::collections::HashMap;
 
+/// Every reason code, in a fixed order (the OpenAPI document lists the same).
+pub const REASON_CODES: [&str; 16] = [
+    "domain_mismatch",
+    "brand_in_path",
+    "brand_in_domain",
+    "lookalike",
+    "ip_host",
+    "punycode",
+    "free_hosting",
+    "known_domain",
+    "many_subdomains",
+    "hyphenated_domain",
+    "digits_in_domain",
+    "userinfo",
+    "port",
+    "long_host",
+    "plain_http",
+    "not_a_url",
+];
+
 /// One reason: a stable code, a sentence, and how much it moved the score (in logit units:
 /// positive toward phishing).
 #[derive(Debug, Clone, PartialEq)]
@@ -295,6 +315,16 @@ pub fn explain(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_signal_with_a_reason_has_a_listed_code() {
+        let a = Analysis::default();
+        for s in Signal::ALL {
+            if let Some(r) = reason_for(s, &a, 1.0) {
+                assert!(REASON_CODES.contains(&r.code), "{:?} -> {}", s, r.code);
+            }
+        }
+    }
 
     #[test]
     fn parts_cover_the_url_in_order() {
