@@ -212,6 +212,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/predict", &["POST"]),
     ("/api/feedback", &["POST"]),
     ("/api/feedback/export", &["GET"]),
+    ("/api/feedback/export.jsonl", &["GET"]),
     ("/api/version", &["GET"]),
     ("/metrics", &["GET"]),
     ("/health", &["GET"]),
@@ -256,7 +257,8 @@ pub fn handle(req: Request<'_>, env: &dyn Env) -> Response {
         "/favicon.svg" => asset("image/svg+xml", FAVICON_SVG),
         "/api/predict" => predict(&req, env),
         "/api/feedback" => give_feedback(&req, env),
-        "/api/feedback/export" => export(&req, env),
+        "/api/feedback/export" => export(&req, env, false),
+        "/api/feedback/export.jsonl" => export(&req, env, true),
         "/api/version" => version(env),
         "/metrics" => metrics(env),
         "/health" => Response::json(
@@ -618,6 +620,54 @@ fn give_feedback(req: &Request<'_>, env: &dyn Env) -> Response {
         }
         None => return Response::error(400, format!("missing field `agree`; expected {example}")),
     };
+    // What the user was shown, if the client says (the UI does): optional, checked.
+    let score = match obj.get("score") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|x| (0.0..=1.0).contains(&x)) => {
+            n.as_f64()
+        }
+        Some(other) => {
+            return Response::error(
+                400,
+                format!(
+                    "`score` must be a number from 0 to 1, found {}",
+                    describe(other)
+                ),
+            )
+        }
+    };
+    let reasons = match obj.get("reasons") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if items.len() <= metrics::REASON_CODES.len() => {
+            let mut codes = Vec::with_capacity(items.len());
+            for item in items {
+                match item.as_str().filter(|c| metrics::REASON_CODES.contains(c)) {
+                    Some(c) => codes.push(c.to_string()),
+                    None => {
+                        return Response::error(
+                            400,
+                            format!(
+                                "`reasons` holds {}, which is not a reason code (see the model-service's OpenAPI document)",
+                                describe(item)
+                            ),
+                        )
+                    }
+                }
+            }
+            codes
+        }
+        Some(other) => {
+            return Response::error(
+                400,
+                format!(
+                    "`reasons` must be an array of at most {} reason codes, found {}",
+                    metrics::REASON_CODES.len(),
+                    describe(other)
+                ),
+            )
+        }
+    };
+    let shown = feedback::Shown { score, reasons };
     let stored = env.store().and_then(|s| {
         feedback::store(
             s,
@@ -626,6 +676,7 @@ fn give_feedback(req: &Request<'_>, env: &dyn Env) -> Response {
             agree,
             env.now_ms(),
             &env.config().deployment_version,
+            shown,
         )
     });
     match stored {
@@ -663,7 +714,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `GET /api/feedback/export`.
-fn export(req: &Request<'_>, env: &dyn Env) -> Response {
+fn export(req: &Request<'_>, env: &dyn Env, jsonl: bool) -> Response {
     let Some(token) = env.config().export_token.as_deref() else {
         return Response::error(
             404,
@@ -687,6 +738,17 @@ fn export(req: &Request<'_>, env: &dyn Env) -> Response {
             .header("www-authenticate", "Bearer realm=\"feedback-export\"");
     }
     match env.store().and_then(feedback::rows) {
+        Ok(rows) if jsonl => Response::new(
+            200,
+            "application/jsonl; charset=utf-8",
+            feedback::export_jsonl(&rows),
+        )
+        .header("cache-control", "no-store")
+        .header(
+            "content-disposition",
+            "attachment; filename=\"feedback.jsonl\"",
+        )
+        .header("x-feedback-rows", &rows.len().to_string()),
         Ok(rows) => Response::new(
             200,
             "text/tab-separated-values; charset=utf-8",

@@ -29,6 +29,22 @@ pub struct Row {
     /// The deployment that served the verdict (`deployment_version`).
     #[serde(default)]
     pub version: String,
+    /// The score the user was shown, if the client sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// The reason codes the user was shown, in order (empty if the client sent none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+/// What the user was shown with the verdict, kept with the row so that disagreements can be
+/// analysed per score and per reason.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Shown {
+    /// The score.
+    pub score: Option<f64>,
+    /// The reason codes.
+    pub reasons: Vec<String>,
 }
 
 impl Row {
@@ -55,6 +71,7 @@ pub fn store(
     agree: bool,
     time_ms: u64,
     version: &str,
+    shown: Shown,
 ) -> Result<i64, StoreError> {
     let id = store.increment(SEQ_KEY, 1)?;
     let row = Row {
@@ -64,6 +81,8 @@ pub fn store(
         agree,
         time_ms,
         version: version.to_string(),
+        score: shown.score,
+        reasons: shown.reasons,
     };
     let bytes = serde_json::to_vec(&row).map_err(|e| e.to_string())?;
     store.set(&row_key(id), &bytes)?;
@@ -91,6 +110,14 @@ pub fn rows(store: &dyn Store) -> Result<Vec<Row>, StoreError> {
     Ok(out)
 }
 
+/// The rows as JSON lines: every field, the score and reasons shown included.
+pub fn export_jsonl(rows: &[Row]) -> String {
+    rows.iter()
+        .filter_map(|r| serde_json::to_string(r).ok())
+        .map(|l| l + "\n")
+        .collect()
+}
+
 /// The rows as a `label<TAB>url` dataset (the format of the training data), one per line.
 pub fn export(rows: &[Row]) -> String {
     let mut out = String::new();
@@ -112,18 +139,56 @@ mod tests {
     fn rows_round_trip_and_disagreement_flips_the_label() {
         let s = MemStore::default();
         assert_eq!(
-            store(&s, "http://a.tk/login", "phishing", true, 1, "v1").unwrap(),
+            store(
+                &s,
+                "http://a.tk/login",
+                "phishing",
+                true,
+                1,
+                "v1",
+                Shown::default()
+            )
+            .unwrap(),
             1
         );
         assert_eq!(
-            store(&s, "https://example.com/", "phishing", false, 2, "v1").unwrap(),
+            store(
+                &s,
+                "https://example.com/",
+                "phishing",
+                false,
+                2,
+                "v1",
+                Shown::default()
+            )
+            .unwrap(),
             2
         );
         assert_eq!(
-            store(&s, "http://b.ml/", "legitimate", false, 3, "v1").unwrap(),
+            store(
+                &s,
+                "http://b.ml/",
+                "legitimate",
+                false,
+                3,
+                "v1",
+                Shown::default()
+            )
+            .unwrap(),
             3
         );
-        let rows = rows(&s).unwrap();
+        let shown = Shown {
+            score: Some(0.97),
+            reasons: vec!["domain_mismatch".into()],
+        };
+        store(&s, "http://c.tk/", "phishing", false, 4, "v2", shown).unwrap();
+        let mut rows = rows(&s).unwrap();
+        let last = rows.pop().unwrap();
+        assert_eq!(
+            (last.score, last.reasons.as_slice()),
+            (Some(0.97), &["domain_mismatch".to_string()][..])
+        );
+        assert!(export_jsonl(&[last]).contains("\"reasons\":[\"domain_mismatch\"]"));
         assert_eq!(rows.len(), 3);
         assert_eq!(
             export(&rows),

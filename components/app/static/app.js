@@ -153,7 +153,11 @@
     if (!last) return;
     agree.disabled = true;
     disagree.disabled = true;
-    const { status, body } = await post("/api/feedback", { url: last.url, label: last.label, agree: agreed });
+    const shown = {
+      score: last.score,
+      reasons: Array.isArray(last.reasons) ? last.reasons.slice(0, 4).map((r) => r.code) : [],
+    };
+    const { status, body } = await post("/api/feedback", { url: last.url, label: last.label, agree: agreed, ...shown });
     if (status === 201) {
       thanks.textContent = agreed
         ? "Thank you! Your feedback has been recorded."

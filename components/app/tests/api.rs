@@ -145,6 +145,62 @@ fn text_that_is_not_a_web_address_is_422_without_calling_the_model() {
     );
 }
 
+fn feedback(env: &Fake, body: &Value) -> Response {
+    let body = body.to_string();
+    api::handle(
+        Request {
+            method: "POST",
+            path: "/api/feedback",
+            content_type: Some("application/json"),
+            authorization: None,
+            body: body.as_bytes(),
+        },
+        env,
+    )
+}
+
+#[test]
+fn feedback_keeps_the_score_and_reasons_shown_and_checks_them() {
+    let env = Fake::answering(200, "{}");
+    let ok = json!({"url": "http://a.b.tk/", "label": "phishing", "agree": false,
+                    "score": 0.97, "reasons": ["domain_mismatch", "plain_http"]});
+    assert_eq!(feedback(&env, &ok).status, 201);
+    let rows = app::feedback::rows(&env.store).unwrap();
+    assert_eq!(rows[0].score, Some(0.97));
+    assert_eq!(rows[0].reasons, ["domain_mismatch", "plain_http"]);
+    // Without them (older clients) the row is stored as before.
+    let plain = json!({"url": "http://a.b.tk/", "label": "phishing", "agree": true});
+    assert_eq!(feedback(&env, &plain).status, 201);
+    for (bad, want) in [
+        (
+            json!({"score": 1.5}),
+            "`score` must be a number from 0 to 1, found number `1.5`",
+        ),
+        (
+            json!({"reasons": ["made_up"]}),
+            "`reasons` holds string `\"made_up\"`, which is not a reason code",
+        ),
+        (
+            json!({"reasons": "domain_mismatch"}),
+            "`reasons` must be an array",
+        ),
+    ] {
+        let mut body = plain.clone();
+        for (k, v) in bad.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let r = feedback(&env, &body);
+        assert_eq!(r.status, 400, "{body}");
+        let e = r.json_body()["error"].as_str().unwrap().to_string();
+        assert!(e.contains(want), "{e}");
+    }
+    assert_eq!(
+        app::feedback::rows(&env.store).unwrap().len(),
+        2,
+        "nothing half-stored"
+    );
+}
+
 #[test]
 fn model_service_rejection_passes_through_with_its_message() {
     let env = Fake::answering(400, r#"{"error":"`url` is empty; expected a URL"}"#);

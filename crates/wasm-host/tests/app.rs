@@ -679,6 +679,31 @@ fn feedback_export_needs_its_token() {
         std::str::from_utf8(&r.body).unwrap(),
         "phishing\thttp://secure-login.tk/paypal\nlegitimate\thttps://www.github.com/\nphishing\thttp://bank-verify.ml/\n"
     );
+    // The JSON-lines export: same token, every field, the score and reasons shown included.
+    let r = post(
+        &host,
+        "/api/feedback",
+        &json!({ "url": "http://a.b.tk/", "label": "phishing", "agree": false,
+                 "score": 0.9, "reasons": ["many_subdomains"] }),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(get(&host, "/api/feedback/export.jsonl").status, 401);
+    let r = send(
+        &host,
+        "GET",
+        "/api/feedback/export.jsonl",
+        &[("authorization", "Bearer s3cret-token")],
+        "",
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let lines: Vec<Value> = std::str::from_utf8(&r.body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[3]["reasons"], json!(["many_subdomains"]));
+    assert_eq!(lines[3]["score"], 0.9);
 }
 
 #[test]
