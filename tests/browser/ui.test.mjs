@@ -221,13 +221,30 @@ try {
   await page.locator("#reasons li").filter({ hasText: "facebook.com is a widely used site" }).waitFor();
   step("a known site's sign-in page → \"Likely safe\", \"facebook.com is a widely used site\"");
 
+  // The middle band: a page on a hosting service that names a brand in its path.
+  for (const [width, shot] of [[1100, "9-suspicious-desktop.png"], [375, "10-suspicious-phone.png"]]) {
+    await page.setViewportSize({ width, height: 800 });
+    await page.fill("#url", "https://sites.google.com/view/paypal-verify-account");
+    await page.click("#check");
+    await verdict.filter({ hasText: "Suspicious" }).waitFor();
+    assert.ok(await page.locator("#result").evaluate((e) => e.classList.contains("suspicious")));
+    await page.locator("#reasons li").filter({ hasText: "'paypal.com' appears in the address's path" }).waitFor();
+    await page.waitForTimeout(400);
+    await page.screenshot({ path: path.join(outDir, shot), fullPage: true });
+  }
+  step("a Google Sites page naming PayPal → \"Suspicious\", the reason says why (1100 and 375 px)");
+
   // Not a web address: its own message, no score.
-  await page.fill("#url", "not a url at all");
-  await page.click("#check");
-  await page.locator("#error").filter({ hasText: "doesn't look like a web address" }).waitFor();
-  assert.ok(await page.locator("#result").isHidden(), "no verdict or score for a non-URL");
-  await page.screenshot({ path: path.join(outDir, "8-not-a-web-address.png"), fullPage: true });
-  step("\"not a url at all\" → \"That doesn't look like a web address\", no score");
+  for (const [width, shot] of [[1100, "8-not-a-web-address.png"], [375, "11-not-a-web-address-phone.png"]]) {
+    await page.setViewportSize({ width, height: 800 });
+    await page.fill("#url", "not a url at all");
+    await page.click("#check");
+    await page.locator("#error").filter({ hasText: "doesn't look like a web address" }).waitFor();
+    assert.ok(await page.locator("#result").isHidden(), "no verdict or score for a non-URL");
+    await page.screenshot({ path: path.join(outDir, shot), fullPage: true });
+  }
+  await page.setViewportSize({ width: 1100, height: 800 });
+  step("\"not a url at all\" → \"That doesn't look like a web address\", no score (1100 and 375 px)");
 
   await page.fill("#url", "   ");
   await page.keyboard.press("Enter");
