@@ -5,6 +5,9 @@
 //! `spin build` (or the test command's build step). Under CI (`CI=true`) a missing binary or
 //! component fails the test; elsewhere it is skipped with a message.
 
+#[path = "common/bad_input.rs"]
+mod bad_input;
+
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -57,6 +60,23 @@ fn built_components(root: &Path) -> bool {
         missing.join(", ")
     ));
     false
+}
+
+/// The bad-input matrix of `tests/bad_input.rs`, every row, against the real `spin up`.
+#[test]
+fn the_bad_input_matrix_holds_on_real_spin() {
+    let Some(up) = spin_up() else { return };
+    let base = format!("http://127.0.0.1:{}", up.port);
+    let rows = bad_input::table();
+    let failures = bad_input::check_all(&rows, |row| Some(bad_input::send_tcp(&base, row)));
+    assert!(
+        failures.is_empty(),
+        "on spin up, {} of {} rows failed:\n{}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n")
+    );
+    eprintln!("bad-input matrix on spin up: {} rows passed", rows.len());
 }
 
 /// Starts `spin up` on a free loopback port with its state in a fresh directory; `None` when Spin
