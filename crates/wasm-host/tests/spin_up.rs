@@ -79,6 +79,46 @@ fn the_bad_input_matrix_holds_on_real_spin() {
     eprintln!("bad-input matrix on spin up: {} rows passed", rows.len());
 }
 
+/// The served model is the released one: `spin up`'s `/predict/batch` scores 1,024 URLs of the
+/// test split as native inference does (tract natively, same lib-ml preprocessing).
+#[test]
+fn spin_up_serves_the_scores_native_inference_gives() {
+    let Some(data) = test_support::shared_path("PHISHING_DATA_DIR", "data/phishing") else {
+        return;
+    };
+    let Some(up) = spin_up() else { return };
+    let text = std::fs::read_to_string(data.join("test.txt")).unwrap();
+    let urls: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_once('\t').map(|(_, u)| u))
+        .filter(|u| lib_ml::analysis::web_address(u).is_ok() && !u.chars().any(char::is_control))
+        .take(1024)
+        .collect();
+    assert_eq!(urls.len(), 1024);
+    let native = model_service::model::Classifier::load().unwrap();
+    let mut max_diff = 0f32;
+    for chunk in urls.chunks(256) {
+        let body = serde_json::json!({ "urls": chunk }).to_string();
+        let (status, answer) = request(up.port, "POST", "/predict/batch", Some(&body)).unwrap();
+        assert_eq!(status, 200, "{answer}");
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        let served: Vec<f32> = answer["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["score"].as_f64().unwrap() as f32)
+            .collect();
+        for (s, n) in served.iter().zip(native.scores(chunk).unwrap()) {
+            max_diff = max_diff.max((s - n).abs());
+        }
+    }
+    eprintln!(
+        "spin up vs native on {} test URLs: max |diff| = {max_diff:e}",
+        urls.len()
+    );
+    assert!(max_diff <= 1e-5, "max |diff| {max_diff}");
+}
+
 /// Starts `spin up` on a free loopback port with its state in a fresh directory; `None` when Spin
 /// or the components are missing outside CI.
 fn spin_up() -> Option<SpinUp> {
