@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 
 /// Largest accepted JSON request body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
-/// Longest accepted URL, in characters.
-pub const MAX_URL_CHARS: usize = 4096;
+/// Longest accepted URL, in characters (the rule both components share).
+pub use api_policy::MAX_URL_CHARS;
 /// Default for the `model_service_timeout_ms` variable.
 pub const DEFAULT_TIMEOUT_MS: u64 = 2000;
 
@@ -338,65 +338,18 @@ const METRICS_ERROR_HEADER: &str = "x-metrics-error";
 
 type Fail = Response;
 
-/// Checks size and content type, then parses JSON.
+/// The body as JSON, by the rules both components share (`api_policy`).
 fn json_body(req: &Request<'_>) -> Result<Value, Fail> {
-    if req.body.len() > MAX_BODY_BYTES {
-        return Err(Response::error(
-            413,
-            format!(
-                "request body is {} bytes; the limit is {MAX_BODY_BYTES}",
-                req.body.len()
-            ),
-        ));
-    }
-    let ct = req.content_type.unwrap_or("");
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if mime != "application/json" {
-        let mut shown: String = ct.chars().take(100).collect();
-        if shown.len() < ct.len() {
-            shown.push('…');
-        }
-        if ct.is_empty() {
-            shown = "(none)".into();
-        }
-        return Err(Response::error(
-            415,
-            format!("content type `{shown}` is not supported; send JSON with `Content-Type: application/json`"),
-        ));
-    }
-    if req.body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Response::error(
-            400,
-            "request body is empty; expected a JSON object",
-        ));
-    }
-    serde_json::from_slice(req.body)
-        .map_err(|e| Response::error(400, format!("malformed JSON: {e}")))
+    api_policy::json_body(
+        req.body,
+        req.content_type,
+        MAX_BODY_BYTES,
+        "{\"url\": \"https://example.com\"}",
+    )
+    .map_err(|p| Response::error(p.status, p.message))
 }
 
-/// Describes a JSON value for messages: type and shortened text.
-fn describe(v: &Value) -> String {
-    let kind = match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    };
-    let text = v.to_string();
-    let short: String = text.chars().take(60).collect();
-    if short.len() < text.len() {
-        format!("{kind} `{short}…`")
-    } else {
-        format!("{kind} `{short}`")
-    }
-}
+use api_policy::describe;
 
 fn object<'v>(body: &'v Value, example: &str) -> Result<&'v serde_json::Map<String, Value>, Fail> {
     body.as_object().ok_or_else(|| {
@@ -410,52 +363,17 @@ fn object<'v>(body: &'v Value, example: &str) -> Result<&'v serde_json::Map<Stri
     })
 }
 
-/// A URL a person could have pasted: a non-empty string without control characters, not too long.
+/// A URL a person could have pasted, by the rules both components share
+/// (`api_policy::url_value`): trimmed, a non-empty string without control characters, at most
+/// [`MAX_URL_CHARS`] characters, a web address.
 pub fn validate_url(v: Option<&Value>) -> Result<&str, Fail> {
-    let s = match v {
-        None => {
-            return Err(Response::error(
-                400,
-                "missing field `url`; expected {\"url\": \"https://example.com\"}",
-            ))
-        }
-        Some(Value::String(s)) => s.as_str(),
-        Some(other) => {
-            return Err(Response::error(
-                400,
-                format!("`url` must be a string, found {}", describe(other)),
-            ))
-        }
+    let Some(v) = v else {
+        return Err(Response::error(
+            400,
+            "missing field `url`; expected {\"url\": \"https://example.com\"}",
+        ));
     };
-    let url = s.trim();
-    if url.is_empty() {
-        return Err(Response::error(
-            400,
-            "`url` is empty; enter a URL such as https://example.com",
-        ));
-    }
-    let chars = url.chars().count();
-    if chars > MAX_URL_CHARS {
-        let start: String = url.chars().take(40).collect();
-        return Err(Response::error(
-            422,
-            format!("`url` is {chars} characters long (`{start}…`); the limit is {MAX_URL_CHARS}"),
-        ));
-    }
-    if let Some((i, c)) = url.chars().enumerate().find(|(_, c)| c.is_control()) {
-        return Err(Response::error(
-            400,
-            format!(
-                "`url` contains the control character U+{:04X} at position {i}; URLs cannot contain it",
-                c as u32
-            ),
-        ));
-    }
-    // The model-service's own rule (lib-ml), so both answer the same.
-    if let Err(e) = lib_ml::analysis::web_address(url) {
-        return Err(Response::error(422, format!("`url`: {e}")));
-    }
-    Ok(url)
+    api_policy::url_value(v, "url").map_err(|p| Response::error(p.status, p.message))
 }
 
 fn model_error(env: &dyn Env, kind: ErrorKind, status: u16, message: String) -> Response {

@@ -129,85 +129,24 @@ fn internal(e: anyhow::Error) -> Fail {
     (500, format!("model unavailable: {e:#}"))
 }
 
-/// Checks size and content type, then parses JSON.
+/// The body as JSON, by the rules both components share (`api_policy`).
 fn json_body(req: &Request<'_>) -> Result<Value, Fail> {
-    if req.body.len() > MAX_BODY_BYTES {
-        return Err((
-            413,
-            format!(
-                "request body is {} bytes, the limit is {MAX_BODY_BYTES}",
-                req.body.len()
-            ),
-        ));
-    }
-    if let Some(ct) = req.content_type {
-        let mime = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if mime != "application/json" && !mime.ends_with("+json") {
-            let shown: String = ct.chars().take(100).collect();
-            let more = if shown.len() < ct.len() { "…" } else { "" };
-            return Err((415, format!("content type `{shown}{more}` is not supported; send JSON with `Content-Type: application/json`")));
-        }
-    }
-    if req.body.iter().all(u8::is_ascii_whitespace) {
-        return Err((
-            400,
-            "request body is empty; expected JSON such as {\"url\": \"https://example.com\"}"
-                .into(),
-        ));
-    }
-    serde_json::from_slice(req.body).map_err(|e| (400, format!("malformed JSON: {e}")))
+    api_policy::json_body(
+        req.body,
+        req.content_type,
+        MAX_BODY_BYTES,
+        "{\"url\": \"https://example.com\"}",
+    )
+    .map_err(|p| (p.status, p.message))
 }
 
-/// Describes a JSON value for error messages: its type and (shortened) text.
-fn describe(v: &Value) -> String {
-    let kind = match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    };
-    let text = v.to_string();
-    let short: String = text.chars().take(80).collect();
-    if short.len() < text.len() {
-        format!("{kind} `{short}…`")
-    } else {
-        format!("{kind} `{short}`")
-    }
-}
+use api_policy::describe;
 
-/// A web address from `v` (a string naming a host; see `lib_ml::analysis::web_address`), or an
-/// error naming `field`: 400 for what is not a string or holds control characters, 422 for
-/// text that is not a web address.
+/// The URL in `v` (the value of `field`), trimmed, by the rules both components share
+/// (`api_policy::url_value`): 400 for what is not a non-empty string or holds control characters,
+/// 422 for an over-long URL or text that is not a web address.
 fn url_from<'v>(v: &'v Value, field: &str) -> Result<&'v str, Fail> {
-    match v {
-        Value::String(s) if !s.trim().is_empty() => {
-            match s.chars().enumerate().find(|(_, c)| c.is_control()) {
-                Some((i, c)) => Err((
-                    400,
-                    format!(
-                        "`{field}` contains the control character U+{:04X} at position {i}; URLs cannot contain it",
-                        c as u32
-                    ),
-                )),
-                None => match lib_ml::analysis::web_address(s) {
-                    Ok(_) => Ok(s),
-                    Err(e) => Err((422, format!("`{field}`: {e}"))),
-                },
-            }
-        }
-        Value::String(_) => Err((400, format!("`{field}` is empty; expected a URL"))),
-        other => Err((
-            400,
-            format!("`{field}` must be a string, found {}", describe(other)),
-        )),
-    }
+    api_policy::url_value(v, field).map_err(|p| (p.status, p.message))
 }
 
 /// One answer: the verdict, the real site, the reasons and which parts of the URL moved the

@@ -200,7 +200,15 @@ fn bad_requests_get_json_errors_quoting_the_problem() {
             415,
             "text/plain",
         ),
-        ("POST", "/api/predict", None, "{}".into(), 415, "(none)"),
+        // No content type at all: read as JSON, as the model-service does (api-policy).
+        (
+            "POST",
+            "/api/predict",
+            None,
+            "{}".into(),
+            400,
+            "missing field `url`",
+        ),
         (
             "POST",
             "/api/predict",
