@@ -119,6 +119,56 @@ fn spin_up_serves_the_scores_native_inference_gives() {
     assert!(max_diff <= 1e-5, "max |diff| {max_diff}");
 }
 
+/// Feedback and metrics under concurrent requests on `spin up` with its default key-value store
+/// (SQLite): 8 clients × 10 predictions and 10 feedback clicks each; the totals in `/metrics` and
+/// the stored rows are exact.
+#[test]
+fn concurrent_predictions_and_feedback_count_exactly_on_spin_up() {
+    let Some(up) = spin_up() else { return };
+    let port = up.port;
+    let metric = |name: &str| -> i64 {
+        let (_, text) = request(port, "GET", "/metrics", None).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let predictions = r#"phishing_app_predictions_total{version="local",label="phishing"}"#;
+    let agree = r#"phishing_app_feedback_total{version="local",verdict="agree"}"#;
+    let before = (metric(predictions), metric(agree));
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            std::thread::spawn(move || {
+                for i in 0..10 {
+                    let url = format!("http://paypal.com.verify-account{c}-{i}.tk/signin");
+                    let body = serde_json::json!({ "url": url }).to_string();
+                    let (status, answer) =
+                        request(port, "POST", "/api/predict", Some(&body)).unwrap();
+                    assert_eq!(status, 200, "{answer}");
+                    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+                    assert_eq!(v["label"], "phishing", "{answer}");
+                    let fb = serde_json::json!({ "url": url, "label": "phishing", "agree": true,
+                                                 "score": v["score"], "reasons": [] })
+                    .to_string();
+                    let (status, answer) =
+                        request(port, "POST", "/api/feedback", Some(&fb)).unwrap();
+                    assert_eq!(status, 201, "{answer}");
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert_eq!(
+        metric(predictions) - before.0,
+        80,
+        "phishing predictions counted"
+    );
+    assert_eq!(metric(agree) - before.1, 80, "agreeing feedback counted");
+    let rows = metric("phishing_app_feedback_rows");
+    assert!(rows >= 80, "feedback rows stored: {rows}");
+}
+
 /// Starts `spin up` on a free loopback port with its state in a fresh directory; `None` when Spin
 /// or the components are missing outside CI.
 fn spin_up() -> Option<SpinUp> {
