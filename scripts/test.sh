@@ -10,13 +10,14 @@ step "toolchain (rust-toolchain.toml: pinned compiler, rustfmt, clippy, wasm32-w
 rustup show active-toolchain
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-step "system tools: Chromium (UI test), Prometheus/promtool (metrics), Node (playwright-core), Vagrant"
+step "system tools: Chromium (UI test), Prometheus/promtool (metrics), Node (playwright-core), Vagrant, Redis (the spin-up store test)"
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 command -v vagrant >/dev/null || missing+=(vagrant)
+command -v redis-server >/dev/null || missing+=(redis-server)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

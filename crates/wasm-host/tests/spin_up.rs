@@ -125,7 +125,88 @@ fn spin_up_serves_the_scores_native_inference_gives() {
 #[test]
 fn concurrent_predictions_and_feedback_count_exactly_on_spin_up() {
     let Some(up) = spin_up() else { return };
-    let port = up.port;
+    count_concurrently(up.port);
+}
+
+/// The same with Redis as the store (Debian's `redis-server` on a loopback port), configured the
+/// way the cluster's SpinApp `runtimeConfig` configures it (`kubernetes/base/app-v1.yaml`: the
+/// `default` store, `type: redis`, its `url` option).
+#[test]
+fn concurrent_predictions_and_feedback_count_exactly_on_spin_up_with_redis() {
+    let manifest =
+        std::fs::read_to_string(test_support::workspace_root().join("kubernetes/base/app-v1.yaml"))
+            .unwrap();
+    assert!(
+        manifest.contains("- name: default\n        type: redis")
+            && manifest.contains("- name: url\n            value: redis://"),
+        "the app's SpinApp no longer configures the default store as Redis with a url: update this test"
+    );
+    let redis_bin = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
+    let redis_port = free_port();
+    let redis = Command::new(&redis_bin)
+        .args([
+            "--port",
+            &redis_port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(redis) = redis else {
+        test_support::skip_or_fail(&format!(
+            "`{redis_bin}` cannot be started (apt-get install redis-server, or set REDIS_SERVER_BIN)"
+        ));
+        return;
+    };
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _redis = Kill(redis);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", redis_port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server did not listen on {redis_port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let config = std::env::temp_dir().join(format!(
+        "spin-redis-{}-{redis_port}.toml",
+        std::process::id()
+    ));
+    std::fs::write(
+        &config,
+        format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:{redis_port}\"\n"),
+    )
+    .unwrap();
+    let Some(up) = spin_up_with(Some(&config)) else {
+        return;
+    };
+    count_concurrently(up.port);
+    // The counters live in Redis, not in Spin's state directory.
+    let mut s = TcpStream::connect(("127.0.0.1", redis_port)).unwrap();
+    s.write_all(b"KEYS metrics:local:predictions:*\r\n")
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        reply.contains("metrics:local:predictions:phishing"),
+        "Redis holds: {reply}"
+    );
+    let _ = std::fs::remove_file(config);
+}
+
+/// 8 clients × 10 predictions and 10 feedback clicks on the app at `port`; checks the totals.
+fn count_concurrently(port: u16) {
     let metric = |name: &str| -> i64 {
         let (_, text) = request(port, "GET", "/metrics", None).unwrap();
         text.lines()
@@ -172,6 +253,11 @@ fn concurrent_predictions_and_feedback_count_exactly_on_spin_up() {
 /// Starts `spin up` on a free loopback port with its state in a fresh directory; `None` when Spin
 /// or the components are missing outside CI.
 fn spin_up() -> Option<SpinUp> {
+    spin_up_with(None)
+}
+
+/// [`spin_up`] with `--runtime-config-file`.
+fn spin_up_with(runtime_config: Option<&std::path::Path>) -> Option<SpinUp> {
     let spin = test_support::shared_path("SPIN_BIN", "tools/spin")?;
     let root = test_support::workspace_root();
     if !built_components(&root) {
@@ -182,11 +268,15 @@ fn spin_up() -> Option<SpinUp> {
         TempDir(std::env::temp_dir().join(format!("spin-up-{}-{port}", std::process::id())));
     let log =
         std::fs::File::create(std::env::temp_dir().join(format!("spin-up-{port}.log"))).unwrap();
-    let child = Command::new(&spin)
-        .args(["up", "-f"])
+    let mut cmd = Command::new(&spin);
+    cmd.args(["up", "-f"])
         .arg(root.join("spin.toml"))
         .args(["--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
-        .arg(&state.0)
+        .arg(&state.0);
+    if let Some(rc) = runtime_config {
+        cmd.arg("--runtime-config-file").arg(rc);
+    }
+    let child = cmd
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log))
         .spawn()
