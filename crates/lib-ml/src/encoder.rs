@@ -153,19 +153,28 @@ impl UrlEncoder {
         self.spec.ngrams.max_features() + 1 + Signal::ALL.len()
     }
 
+    /// The n-gram namespace of a URL with this analysis: 1 for a known domain when the spec
+    /// keeps those apart (`known_namespace`), else 0.
+    pub fn namespace(&self, analysis: &Analysis) -> u64 {
+        u64::from(self.spec.signals && self.spec.known_namespace && analysis.known_tier.is_some())
+    }
+
+    /// The id of the public-suffix token of a URL with this analysis (an n-gram bucket), if
+    /// the spec has signals and the URL a suffix.
+    pub fn suffix_id(&self, analysis: &Analysis) -> Option<u32> {
+        let suffix = analysis.suffix.as_ref().filter(|_| self.spec.signals)?;
+        let token = format!("\u{1}suffix:{suffix}");
+        Some(bucket(token.as_bytes(), self.spec.ngrams.bits))
+    }
+
     /// The sparse input of `url` and its analysis: (id, value) pairs, ids distinct. The URL is
     /// read as [`normalize_url`] gives it (no scheme: `http://`).
     pub fn features_with_analysis(&self, url: &str) -> (Vec<(u32, f32)>, Analysis) {
         let url = &*normalize_url(url);
         let analysis = self.analyzer.analyze(url);
-        let salt = u64::from(
-            self.spec.signals && self.spec.known_namespace && analysis.known_tier.is_some(),
-        );
-        let mut f = salted_ngram_features(url, &self.spec.ngrams, salt);
+        let mut f = salted_ngram_features(url, &self.spec.ngrams, self.namespace(&analysis));
         if self.spec.signals {
-            if let Some(suffix) = &analysis.suffix {
-                let token = format!("\u{1}suffix:{suffix}");
-                let id = bucket(token.as_bytes(), self.spec.ngrams.bits);
+            if let Some(id) = self.suffix_id(&analysis) {
                 match f.iter_mut().find(|(i, _)| *i == id) {
                     Some((_, v)) => *v += 1.0,
                     None => f.push((id, 1.0)),

@@ -8,7 +8,9 @@
 
 use crate::analysis::{normalize_url, Analysis, Signal};
 use crate::encoder::UrlEncoder;
-use crate::ngrams::{salted_bucket, NgramSpec};
+#[cfg(test)]
+use crate::ngrams::salted_bucket;
+use crate::ngrams::{for_each_window, read_text, NgramSpec};
 use std::collections::HashMap;
 
 /// Every reason code, in a fixed order (the OpenAPI document lists the same).
@@ -117,34 +119,27 @@ fn split_parts(url: &str) -> Vec<(&'static str, usize, usize)> {
     out
 }
 
-/// Per byte of `body` (the lower-cased URL the n-grams were read from), its share of the
-/// n-gram terms `terms` (bucket → term).
+/// Per byte of `text` (as `ngrams::read_text` gives it), its share of the n-gram terms `terms`
+/// (bucket → term).
 fn byte_contributions(
-    body: &str,
+    text: &str,
     spec: &NgramSpec,
     salt: u64,
     terms: &HashMap<u32, f32>,
 ) -> Vec<f32> {
-    let framed: Vec<u8> = std::iter::once(b'^')
-        .chain(body.bytes())
-        .chain(std::iter::once(b'$'))
-        .collect();
+    let mut all: Vec<(u32, usize, usize)> = Vec::new();
+    for_each_window(text, spec, salt, |b, start, n| all.push((b, start, n)));
     // How often each bucket occurs, to split its term between its occurrences.
     let mut occurrences: HashMap<u32, u32> = HashMap::new();
-    let mut windows = Vec::new();
-    for n in spec.min_n..=spec.max_n {
-        for (start, w) in framed.windows(n).enumerate() {
-            let b = salted_bucket(w, spec.bits, salt);
-            *occurrences.entry(b).or_default() += 1;
-            windows.push((b, start, n));
-        }
+    for &(b, _, _) in &all {
+        *occurrences.entry(b).or_default() += 1;
     }
-    let mut per_byte = vec![0f32; body.len()];
-    for (b, start, n) in windows {
+    let mut per_byte = vec![0f32; text.len()];
+    for (b, start, n) in all {
         let Some(&term) = terms.get(&b) else { continue };
-        // Framed positions 1..=len are the body's bytes; `^` and `$` carry nothing.
+        // Framed positions 1..=len are the text's bytes; `^` and `$` carry nothing.
         let lo = start.max(1) - 1;
-        let hi = (start + n).min(body.len() + 1).saturating_sub(1);
+        let hi = (start + n).min(text.len() + 1).saturating_sub(1);
         if lo >= hi {
             continue;
         }
@@ -275,27 +270,14 @@ pub fn explain(
     reasons.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
 
     let normalized = normalize_url(url).to_lowercase();
-    let mut body_len = normalized.len();
-    if spec.max_chars > 0 && body_len > spec.max_chars {
-        body_len = spec.max_chars;
-        while !normalized.is_char_boundary(body_len) {
-            body_len -= 1;
-        }
-    }
-    let salt = u64::from(
-        encoder.spec().signals && encoder.spec().known_namespace && analysis.known_tier.is_some(),
-    );
+    let text = read_text(&normalized, spec);
+    let body_len = text.len();
     // The public suffix's token belongs to the host's last label.
-    let suffix_term = match (&analysis.suffix, encoder.spec().signals) {
-        (Some(suffix), true) => {
-            let token = format!("\u{1}suffix:{suffix}");
-            ngram_terms
-                .remove(&crate::ngrams::bucket(token.as_bytes(), spec.bits))
-                .unwrap_or(0.0)
-        }
-        _ => 0.0,
-    };
-    let per_byte = byte_contributions(&normalized[..body_len], spec, salt, &ngram_terms);
+    let suffix_term = encoder
+        .suffix_id(analysis)
+        .and_then(|id| ngram_terms.remove(&id))
+        .unwrap_or(0.0);
+    let per_byte = byte_contributions(&text, spec, encoder.namespace(analysis), &ngram_terms);
     let mut parts: Vec<Part> = split_parts(&normalized)
         .into_iter()
         .map(|(kind, lo, hi)| Part {

@@ -88,27 +88,45 @@ pub fn ngram_features(url: &str, spec: &NgramSpec) -> Vec<(u32, f32)> {
     salted_ngram_features(url, spec, 0)
 }
 
-/// [`ngram_features`] in namespace `salt` (see [`salted_bucket`]).
-pub fn salted_ngram_features(url: &str, spec: &NgramSpec, salt: u64) -> Vec<(u32, f32)> {
-    let lower = url.trim().to_lowercase();
-    let body = if spec.max_chars > 0 && lower.len() > spec.max_chars {
-        // Cut at a character boundary at or before `max_chars` bytes.
+/// The text the n-grams of `url` are read from: trimmed, lower-cased, cut at a character
+/// boundary at or before `max_chars` bytes.
+pub fn read_text(url: &str, spec: &NgramSpec) -> String {
+    let mut lower = url.trim().to_lowercase();
+    if spec.max_chars > 0 && lower.len() > spec.max_chars {
         let mut cut = spec.max_chars;
         while !lower.is_char_boundary(cut) {
             cut -= 1;
         }
-        &lower[..cut]
-    } else {
-        &lower[..]
-    };
+        lower.truncate(cut);
+    }
+    lower
+}
+
+/// Calls `each(bucket, start, n)` for every n-gram of `text` (as [`read_text`] gives it) framed
+/// by `^` and `$`: its bucket in namespace `salt`, its start in the framed text, its length;
+/// shortest n first.
+pub fn for_each_window(
+    text: &str,
+    spec: &NgramSpec,
+    salt: u64,
+    mut each: impl FnMut(u32, usize, usize),
+) {
     let framed: Vec<u8> = std::iter::once(b'^')
-        .chain(body.bytes())
+        .chain(text.bytes())
         .chain(std::iter::once(b'$'))
         .collect();
-    let mut idx: Vec<u32> = Vec::with_capacity(framed.len() * (spec.max_n - spec.min_n + 1));
     for n in spec.min_n..=spec.max_n {
-        idx.extend(framed.windows(n).map(|w| salted_bucket(w, spec.bits, salt)));
+        for (start, w) in framed.windows(n).enumerate() {
+            each(salted_bucket(w, spec.bits, salt), start, n);
+        }
     }
+}
+
+/// [`ngram_features`] in namespace `salt` (see [`salted_bucket`]).
+pub fn salted_ngram_features(url: &str, spec: &NgramSpec, salt: u64) -> Vec<(u32, f32)> {
+    let text = read_text(url, spec);
+    let mut idx: Vec<u32> = Vec::with_capacity((text.len() + 2) * (spec.max_n - spec.min_n + 1));
+    for_each_window(&text, spec, salt, |b, _, _| idx.push(b));
     idx.sort_unstable();
     let mut out: Vec<(u32, f32)> = Vec::with_capacity(idx.len());
     for i in idx {
