@@ -282,24 +282,11 @@ fn asset(content_type: &str, text: &'static str) -> Response {
 /// Increments counters; a store failure is logged, never fails the request. Returns whether the
 /// counts were recorded.
 fn count(env: &dyn Env, counters: &[Counter]) -> bool {
-    let version = &env.config().deployment_version;
-    let result = env.store().and_then(|s| {
-        counters
-            .iter()
-            .try_for_each(|c| s.increment(&c.key(version), 1).map(|_| ()))
-    });
-    match result {
-        Ok(()) => true,
-        Err(e) => {
-            env.log(&format!(
-                "metrics not recorded ({counters:?}): key-value store: {e}"
-            ));
-            false
-        }
-    }
+    let ones: Vec<(Counter, i64)> = counters.iter().map(|&c| (c, 1)).collect();
+    count_by(env, &ones)
 }
 
-/// Adds each `(counter, amount)`, as [`count`] does.
+/// Adds each `(counter, amount)` to the store; false (and a log line) when the store fails.
 fn count_by(env: &dyn Env, counters: &[(Counter, i64)]) -> bool {
     let version = &env.config().deployment_version;
     let result = env.store().and_then(|s| {
@@ -656,28 +643,28 @@ fn export(req: &Request<'_>, env: &dyn Env, jsonl: bool) -> Response {
             .header("www-authenticate", "Bearer realm=\"feedback-export\"");
     }
     match env.store().and_then(feedback::rows) {
-        Ok(rows) if jsonl => Response::new(
-            200,
-            "application/jsonl; charset=utf-8",
-            feedback::export_jsonl(&rows),
-        )
-        .header("cache-control", "no-store")
-        .header(
-            "content-disposition",
-            "attachment; filename=\"feedback.jsonl\"",
-        )
-        .header("x-feedback-rows", &rows.len().to_string()),
-        Ok(rows) => Response::new(
-            200,
-            "text/tab-separated-values; charset=utf-8",
-            feedback::export(&rows),
-        )
-        .header("cache-control", "no-store")
-        .header(
-            "content-disposition",
-            "attachment; filename=\"feedback.tsv\"",
-        )
-        .header("x-feedback-rows", &rows.len().to_string()),
+        Ok(rows) => {
+            let (content_type, body, file) = if jsonl {
+                (
+                    "application/jsonl; charset=utf-8",
+                    feedback::export_jsonl(&rows),
+                    "feedback.jsonl",
+                )
+            } else {
+                (
+                    "text/tab-separated-values; charset=utf-8",
+                    feedback::export(&rows),
+                    "feedback.tsv",
+                )
+            };
+            Response::new(200, content_type, body)
+                .header("cache-control", "no-store")
+                .header(
+                    "content-disposition",
+                    &format!("attachment; filename=\"{file}\""),
+                )
+                .header("x-feedback-rows", &rows.len().to_string())
+        }
         Err(e) => Response::error(
             503,
             format!("feedback could not be read (key-value store: {e})"),
