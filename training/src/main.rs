@@ -65,11 +65,11 @@ fn run(cli: Cli) -> Result<()> {
         let model = model_training::ngram::NgramModel::load(&cli.out)?;
         for line in std::io::stdin().lines() {
             let url = line?;
-            let (_, a) = model.encoder.features_with_analysis(&url);
+            let (features, a) = model.encoder.features_with_analysis(&url);
             let signals: Vec<&str> = a.signals().iter().map(|s| s.code()).collect();
             println!(
                 "{:.4}\t{}\t{}\t{}",
-                model.scores(&[&url])[0],
+                model.probability(&features),
                 a.registrable_domain.as_deref().unwrap_or("-"),
                 signals.join(","),
                 url

@@ -217,19 +217,20 @@ pub struct NgramModel {
 }
 
 impl NgramModel {
-    /// The logit of one URL.
-    pub fn logit(&self, url: &str) -> f32 {
-        let f = self.encoder.features(url);
-        self.bias
-            + f.iter()
+    /// P(phishing) of a URL's sparse input (`encoder.features`).
+    pub fn probability(&self, features: &[(u32, f32)]) -> f32 {
+        let logit = self.bias
+            + features
+                .iter()
                 .map(|&(i, v)| self.weights[i as usize] * v)
-                .sum::<f32>()
+                .sum::<f32>();
+        1.0 / (1.0 + (-logit).exp())
     }
 
     /// P(phishing) per URL.
     pub fn scores(&self, urls: &[&str]) -> Vec<f32> {
         urls.par_iter()
-            .map(|u| 1.0 / (1.0 + (-self.logit(u)).exp()))
+            .map(|u| self.probability(&self.encoder.features(u)))
             .collect()
     }
 

@@ -175,7 +175,13 @@ pub fn to_onnx(
         doc_string: "Character-level CNN scoring URLs: input token ids (lib-ml tokenizer), output P(phishing)".into(),
         ..Default::default()
     };
-    Ok(pb::ModelProto {
+    let doc = format!("phishing-char-cnn {model_version}");
+    Ok(model_proto(graph, model_version, doc))
+}
+
+/// `graph` as an ONNX model of opset [`OPSET`] with its version in the metadata.
+fn model_proto(graph: pb::GraphProto, model_version: &str, doc_string: String) -> pb::ModelProto {
+    pb::ModelProto {
         ir_version: 7,
         opset_import: vec![pb::OperatorSetIdProto {
             domain: String::new(),
@@ -183,14 +189,14 @@ pub fn to_onnx(
         }],
         producer_name: "model-training".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
-        doc_string: format!("phishing-char-cnn {model_version}"),
+        doc_string,
         graph: Some(graph),
         metadata_props: vec![pb::StringStringEntryProto {
             key: "model_version".into(),
             value: model_version.into(),
         }],
         ..Default::default()
-    })
+    }
 }
 
 /// Writes `net` as an ONNX file.
@@ -338,35 +344,22 @@ pub fn ngram_to_onnx(
         node("Sigmoid", "probability", &["logit"], OUTPUT_NAME, vec![]),
     ];
     let w = width as i64;
-    pb::ModelProto {
-        ir_version: 7,
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: OPSET,
-        }],
-        producer_name: "model-training".into(),
-        producer_version: env!("CARGO_PKG_VERSION").into(),
-        graph: Some(pb::GraphProto {
-            name: "phishing-url-ngram".into(),
-            node: nodes,
-            initializer: inits,
-            input: vec![
-                value_info(NGRAM_INPUTS[0], DataType::Int64, &[Err("batch"), Ok(w)]),
-                value_info(NGRAM_INPUTS[1], DataType::Float, &[Err("batch"), Ok(w)]),
-            ],
-            output: vec![value_info(
-                OUTPUT_NAME,
-                DataType::Float,
-                &[Err("batch"), Ok(1)],
-            )],
-            ..Default::default()
-        }),
-        metadata_props: vec![pb::StringStringEntryProto {
-            key: "model_version".into(),
-            value: model_version.into(),
-        }],
+    let graph = pb::GraphProto {
+        name: "phishing-url-ngram".into(),
+        node: nodes,
+        initializer: inits,
+        input: vec![
+            value_info(NGRAM_INPUTS[0], DataType::Int64, &[Err("batch"), Ok(w)]),
+            value_info(NGRAM_INPUTS[1], DataType::Float, &[Err("batch"), Ok(w)]),
+        ],
+        output: vec![value_info(
+            OUTPUT_NAME,
+            DataType::Float,
+            &[Err("batch"), Ok(1)],
+        )],
         ..Default::default()
-    }
+    };
+    model_proto(graph, model_version, String::new())
 }
 
 /// Writes an n-gram model as an ONNX file; returns its size.
