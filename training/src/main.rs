@@ -62,18 +62,25 @@ fn run(cli: Cli) -> Result<()> {
         return Ok(());
     }
     if cli.stage == Stage::Score {
+        use std::io::Write;
         let model = model_training::ngram::NgramModel::load(&cli.out)?;
+        let mut out = std::io::stdout().lock();
         for line in std::io::stdin().lines() {
             let url = line?;
             let (features, a) = model.encoder.features_with_analysis(&url);
             let signals: Vec<&str> = a.signals().iter().map(|s| s.code()).collect();
-            println!(
+            let written = writeln!(
+                out,
                 "{:.4}\t{}\t{}\t{}",
                 model.probability(&features),
                 a.registrable_domain.as_deref().unwrap_or("-"),
                 signals.join(","),
                 url
             );
+            // A reader that stops early (`| head`) ends the run, not a panic.
+            if written.is_err() {
+                break;
+            }
         }
         return Ok(());
     }
