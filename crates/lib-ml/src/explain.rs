@@ -151,7 +151,8 @@ fn byte_contributions(
     per_byte
 }
 
-fn reason_for(signal: Signal, a: &Analysis, weight: f32) -> Option<Reason> {
+/// The reason for `signal`; `scheme_given`: the URL as typed named its scheme.
+fn reason_for(signal: Signal, a: &Analysis, scheme_given: bool, weight: f32) -> Option<Reason> {
     let site = a.registrable_domain.as_deref().unwrap_or("this site");
     let (code, message) = match signal {
         Signal::Unparsable => ("not_a_url", "This does not look like a web address.".to_string()),
@@ -229,7 +230,12 @@ fn reason_for(signal: Signal, a: &Analysis, weight: f32) -> Option<Reason> {
         Signal::LongHost => ("long_host", "The host name is unusually long.".to_string()),
         Signal::PlainHttp => (
             "plain_http",
-            "The connection is not encrypted (http, not https).".to_string(),
+            if scheme_given {
+                "The link is http://, not https://: the connection is not encrypted."
+            } else {
+                "The link gives no scheme, so it is read as http://, not https://."
+            }
+            .to_string(),
         ),
         Signal::Subdomains0 | Signal::Subdomains1 => return None,
     };
@@ -250,12 +256,15 @@ pub fn explain(
 ) -> Explanation {
     let spec = &encoder.spec().ngrams;
     let first_signal = 1u32 << spec.bits;
+    // The analysis is of the URL as read (`http://` added when missing); the words are for the
+    // URL as typed.
+    let scheme_given = crate::analysis::split_url(url).is_some_and(|p| p.scheme.is_some());
     let mut ngram_terms: HashMap<u32, f32> = HashMap::new();
     let mut reasons: Vec<Reason> = Vec::new();
     for &(id, term) in terms {
         if id >= first_signal {
             if let Some(&s) = Signal::ALL.get((id - first_signal) as usize) {
-                if let Some(r) = reason_for(s, analysis, term) {
+                if let Some(r) = reason_for(s, analysis, scheme_given, term) {
                     match reasons.iter_mut().find(|x| x.code == r.code) {
                         Some(x) => x.weight += term,
                         None => reasons.push(r),
@@ -302,10 +311,31 @@ mod tests {
     fn every_signal_with_a_reason_has_a_listed_code() {
         let a = Analysis::default();
         for s in Signal::ALL {
-            if let Some(r) = reason_for(s, &a, 1.0) {
+            if let Some(r) = reason_for(s, &a, true, 1.0) {
                 assert!(REASON_CODES.contains(&r.code), "{:?} -> {}", s, r.code);
             }
         }
+    }
+
+    #[test]
+    fn plain_http_says_whether_the_scheme_was_given() {
+        let enc = UrlEncoder::new(
+            crate::encoder::EncoderSpec::default(),
+            crate::analysis::UrlAnalyzer::default(),
+        )
+        .unwrap();
+        let message = |url: &str| {
+            let (f, a) = enc.features_with_analysis(url);
+            let terms: Vec<(u32, f32)> = f.iter().map(|&(i, _)| (i, 1.0)).collect();
+            explain(&enc, url, &a, &terms)
+                .reasons
+                .into_iter()
+                .find(|r| r.code == "plain_http")
+                .unwrap()
+                .message
+        };
+        assert!(message("http://a.com/").starts_with("The link is http://"));
+        assert!(message("a.com/x").contains("gives no scheme"));
     }
 
     #[test]
