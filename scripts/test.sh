@@ -52,7 +52,7 @@ cargo run --release --locked -p wasm-host -- build
 step "tests"
 cargo test --release --locked
 
-step "UI in headless Chromium (tests/browser: the built components served by wasm-host)"
+step "UI in headless Chromium (tests/browser: the built components served by spin up)"
 node tests/browser/ui.test.mjs
 
 step "Kubernetes manifests: render, schemas, cross-references, Prometheus rules, a real scrape"

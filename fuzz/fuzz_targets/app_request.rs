@@ -63,6 +63,7 @@ fuzz_target!(|data: &[u8]| {
         },
         &env,
     );
+    api::record(&env, &r.counts);
     assert_ne!(r.status, 500, "{path}: {:?}", String::from_utf8_lossy(&r.body));
     if r.status >= 400 {
         let v: serde_json::Value = serde_json::from_slice(&r.body).expect("errors are JSON");

@@ -1,13 +1,14 @@
-// The app's UI in real headless Chromium, served by the built components in wasm-host:
-// the model-service alone on one port (its pod) and the app alone on another (its pod), wired by
-// the `model_service_url` variable, as in the cluster. Checks a phishing and a legitimate URL from
+// The app's UI in real headless Chromium, served by the built components on real Spin (`spin up
+// --component-id`): the model-service alone on one port (its pod) and the app alone on another
+// (its pod), wired by the `model_service_url` variable, as in the cluster. Checks a phishing and a legitimate URL from
 // the test split, feedback with its thank-you and its count in /metrics, keyboard-only use, phone
 // width, and a readable error after the model-service is stopped. Screenshots go to
 // $TEST_OUTPUT_DIR/browser (default target/test-output/browser).
 //
-//   node tests/browser/ui.test.mjs        (after the components and wasm-host are built)
+//   node tests/browser/ui.test.mjs        (after the components are built)
 //
-// Env: WASM_HOST (binary), CHROMIUM (default /usr/bin/chromium), PHISHING_DATA_DIR (test split).
+// Env: SPIN_BIN (default ../shared/tools/spin), CHROMIUM (default /usr/bin/chromium),
+// PHISHING_DATA_DIR (test split).
 
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
@@ -20,7 +21,7 @@ import assert from "node:assert/strict";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const ci = process.env.CI === "true" || process.env.CI === "1";
-const hostBin = process.env.WASM_HOST || path.join(root, "target/release/wasm-host");
+const spinBin = process.env.SPIN_BIN || path.join(root, "../shared/tools/spin");
 const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
 const outDir = path.join(process.env.TEST_OUTPUT_DIR || path.join(root, "target/test-output"), "browser");
 const dataDir = process.env.PHISHING_DATA_DIR || path.join(root, "../shared/data/phishing");
@@ -35,7 +36,11 @@ function skipOrFail(message) {
 }
 
 if (!existsSync(chromiumPath)) skipOrFail(`no Chromium at ${chromiumPath}; apt-get install chromium`);
-if (!existsSync(hostBin)) skipOrFail(`no wasm-host at ${hostBin}; cargo build --release -p wasm-host`);
+if (!existsSync(spinBin)) skipOrFail(`no Spin CLI at ${spinBin}; set SPIN_BIN`);
+for (const wasm of ["app.wasm", "model_service.prewarmed.wasm"]) {
+  const file = path.join(root, "target/wasm32-wasip2/component", wasm);
+  if (!existsSync(file)) skipOrFail(`no ${file}; build the components first (spin build)`);
+}
 if (!existsSync(path.join(dataDir, "test.txt"))) {
   skipOrFail(`no test split at ${dataDir}/test.txt; set PHISHING_DATA_DIR`);
 }
@@ -52,11 +57,14 @@ async function freePort() {
   });
 }
 
-/** Starts `wasm-host serve` and waits until `probe` answers. */
-async function serve(name, args, probe) {
-  const child = spawn(hostBin, ["serve", "-f", path.join(root, "spin.toml"), ...args], {
-    stdio: ["ignore", "inherit", "inherit"],
-  });
+/** Starts `spin up` with component `name` only on `port` and waits until `probe` answers. */
+async function serve(name, port, variables, probe) {
+  const state = mkdtempSync(path.join(tmpdir(), `spin-${name}-`));
+  const args = ["up", "-f", path.join(root, "spin.toml"), "--component-id", name];
+  args.push("--listen", `127.0.0.1:${port}`, "--state-dir", state, "--quiet");
+  const env = { ...process.env };
+  for (const [k, v] of Object.entries(variables)) env[`SPIN_VARIABLE_${k.toUpperCase()}`] = v;
+  const child = spawn(spinBin, args, { stdio: ["ignore", "ignore", "inherit"], env });
   child.on("exit", (code, signal) => {
     if (!child.stopping) console.error(`${name} exited early (code ${code}, signal ${signal})`);
   });
@@ -92,6 +100,17 @@ async function metric(base, sample) {
   return Number(line.slice(sample.length + 1));
 }
 
+/** The sample once it reaches `want` (the app counts after its answer has left), or its value after 10 s. */
+async function metricReaching(base, sample, want) {
+  const deadline = Date.now() + 10_000;
+  let value = await metric(base, sample);
+  while (value < want && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+    value = await metric(base, sample);
+  }
+  return value;
+}
+
 /** First URL of `label` in the test split that the served model puts in the band `verdict`. */
 async function pick(modelBase, label, rows, verdict) {
   for (const [, url] of rows.filter(([l]) => l === label).slice(0, 100)) {
@@ -118,12 +137,8 @@ const modelBase = `http://127.0.0.1:${modelPort}`;
 const appBase = `http://127.0.0.1:${appPort}`;
 let model, app, browser;
 try {
-  model = await serve("model-service", ["--component", "model-service", "--listen", `127.0.0.1:${modelPort}`], `${modelBase}/v2/health/ready`);
-  app = await serve(
-    "app",
-    ["--component", "app", "--listen", `127.0.0.1:${appPort}`, "--variable", `model_service_url=${modelBase}`],
-    `${appBase}/health`,
-  );
+  model = await serve("model-service", modelPort, {}, `${modelBase}/v2/health/ready`);
+  app = await serve("app", appPort, { model_service_url: modelBase }, `${appBase}/health`);
 
   const rows = readFileSync(path.join(dataDir, "test.txt"), "utf8")
     .split("\n")
@@ -179,7 +194,10 @@ try {
   await page.locator("#thanks").filter({ hasText: "Thank you" }).waitFor();
   assert.ok(await page.locator("#agree").isDisabled());
   assert.ok(await page.locator("#disagree").isDisabled());
-  assert.equal(await metric(appBase, 'phishing_app_feedback_total{version="local",verdict="agree"}'), agreeBefore + 1);
+  assert.equal(
+    await metricReaching(appBase, 'phishing_app_feedback_total{version="local",verdict="agree"}', agreeBefore + 1),
+    agreeBefore + 1,
+  );
   await page.screenshot({ path: path.join(outDir, "2-feedback-thanks.png"), fullPage: true });
   step("Agree → thank-you shown, buttons disabled, /metrics counts it");
 

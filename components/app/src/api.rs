@@ -49,7 +49,8 @@ pub struct Request<'a> {
     pub body: &'a [u8],
 }
 
-/// A response: status, headers (including `content-type`), body.
+/// A response: status, headers (including `content-type`), body, and what to count once it has
+/// left.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Response {
     /// HTTP status.
@@ -58,6 +59,9 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// The metrics this request adds, one store write each, made by [`record`] after the response
+    /// has been handed over so that the store's commit never delays the client.
+    pub counts: Vec<Counter>,
 }
 
 impl Response {
@@ -70,6 +74,7 @@ impl Response {
                 ("referrer-policy".into(), "no-referrer".into()),
             ],
             body: body.into(),
+            counts: Vec::new(),
         }
     }
 
@@ -86,6 +91,11 @@ impl Response {
 
     fn header(mut self, name: &str, value: &str) -> Response {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    fn counting(mut self, counter: Counter) -> Response {
+        self.counts.push(counter);
         self
     }
 
@@ -247,10 +257,12 @@ pub fn handle(req: Request<'_>, env: &dyn Env) -> Response {
     }
     match path {
         "/" | "/index.html" => {
+            let r = page(Response::new(200, "text/html; charset=utf-8", INDEX_HTML));
             if req.method == "GET" {
-                count(env, &[Counter::PageView]);
+                r.counting(Counter::PageView)
+            } else {
+                r
             }
-            page(Response::new(200, "text/html; charset=utf-8", INDEX_HTML))
         }
         "/static/app.css" => asset("text/css; charset=utf-8", APP_CSS),
         "/static/app.js" => asset("text/javascript; charset=utf-8", APP_JS),
@@ -279,49 +291,24 @@ fn asset(content_type: &str, text: &'static str) -> Response {
     page(Response::new(200, content_type, text))
 }
 
-/// Increments counters; a store failure is logged, never fails the request. Returns whether the
-/// counts were recorded.
-fn count(env: &dyn Env, counters: &[Counter]) -> bool {
-    let ones: Vec<(Counter, i64)> = counters.iter().map(|&c| (c, 1)).collect();
-    count_by(env, &ones)
-}
-
-/// Adds each `(counter, amount)` to the store; false (and a log line) when the store fails.
-fn count_by(env: &dyn Env, counters: &[(Counter, i64)]) -> bool {
+/// Adds a handled request's [`Response::counts`] to the store, one atomic increment each. Called
+/// after the response has left; a store failure is logged (the request was already answered).
+pub fn record(env: &dyn Env, counts: &[Counter]) {
+    if counts.is_empty() {
+        return;
+    }
     let version = &env.config().deployment_version;
     let result = env.store().and_then(|s| {
-        counters
+        counts
             .iter()
-            .try_for_each(|(c, n)| s.increment(&c.key(version), *n).map(|_| ()))
+            .try_for_each(|c| s.increment(&c.key(version), 1).map(|_| ()))
     });
-    match result {
-        Ok(()) => true,
-        Err(e) => {
-            env.log(&format!(
-                "metrics not recorded ({counters:?}): key-value store: {e}"
-            ));
-            false
-        }
+    if let Err(e) = result {
+        env.log(&format!(
+            "metrics not recorded ({counts:?}): key-value store: {e}"
+        ));
     }
 }
-
-fn observe(env: &dyn Env, seconds: f64) -> bool {
-    let version = &env.config().deployment_version;
-    match env
-        .store()
-        .and_then(|s| metrics::observe_latency(s, version, seconds))
-    {
-        Ok(()) => true,
-        Err(e) => {
-            env.log(&format!("latency not recorded: key-value store: {e}"));
-            false
-        }
-    }
-}
-
-/// Marks a response whose metrics could not be recorded (the store failed), so the loss is visible
-/// to clients and load tests, not only in the log.
-const METRICS_ERROR_HEADER: &str = "x-metrics-error";
 
 type Fail = Response;
 
@@ -363,10 +350,20 @@ pub fn validate_url(v: Option<&Value>) -> Result<&str, Fail> {
     api_policy::url_value(v, "url").map_err(|p| Response::error(p.status, p.message))
 }
 
-fn model_error(env: &dyn Env, kind: ErrorKind, status: u16, message: String) -> Response {
-    count(env, &[Counter::ModelError(kind)]);
+fn model_error(
+    env: &dyn Env,
+    kind: ErrorKind,
+    seconds: f64,
+    status: u16,
+    message: String,
+) -> Response {
     env.log(&format!("model-service {}: {message}", kind.as_str()));
-    Response::json(status, &json!({ "error": message, "kind": kind.as_str() }))
+    Response::json(status, &json!({ "error": message, "kind": kind.as_str() })).counting(
+        Counter::Failed {
+            kind,
+            latency: metrics::bucket_of(seconds),
+        },
+    )
 }
 
 /// The `error` field of an upstream JSON error, or a short excerpt of the body.
@@ -394,13 +391,14 @@ fn predict(req: &Request<'_>, env: &dyn Env) -> Response {
         "/predict",
         Some(json!({ "url": url }).to_string().as_bytes()),
     );
-    let observed = observe(env, call.seconds);
+    let seconds = call.seconds;
     let timeout_ms = env.config().timeout_ms;
     let (status, bytes) = match call.outcome {
         Err(CallError::Unreachable(why)) => {
             return model_error(
                 env,
                 ErrorKind::Unreachable,
+                seconds,
                 502,
                 format!("the model-service is unreachable: {why}"),
             )
@@ -409,6 +407,7 @@ fn predict(req: &Request<'_>, env: &dyn Env) -> Response {
             return model_error(
                 env,
                 ErrorKind::Timeout,
+                seconds,
                 504,
                 format!("the model-service did not answer within {timeout_ms} ms"),
             )
@@ -438,20 +437,12 @@ fn predict(req: &Request<'_>, env: &dyn Env) -> Response {
                             .collect()
                     })
                     .unwrap_or_default();
-                let counted = count_by(env, &metrics::prediction_counters(i, score, &shown));
-                let r = Response::json(200, &answer);
-                if counted && observed {
-                    r
-                } else {
-                    r.header(
-                        METRICS_ERROR_HEADER,
-                        "key-value store unavailable; not counted",
-                    )
-                }
+                Response::json(200, &answer).counting(metrics::served(i, score, seconds, &shown))
             }
             None => model_error(
                 env,
                 ErrorKind::BadResponse,
+                seconds,
                 502,
                 format!(
                     "the model-service answered with an unreadable prediction: {}",
@@ -459,10 +450,17 @@ fn predict(req: &Request<'_>, env: &dyn Env) -> Response {
                 ),
             ),
         },
-        400..=499 => model_error(env, ErrorKind::Rejected, status, upstream_message(&bytes)),
+        400..=499 => model_error(
+            env,
+            ErrorKind::Rejected,
+            seconds,
+            status,
+            upstream_message(&bytes),
+        ),
         _ => model_error(
             env,
             ErrorKind::ServerError,
+            seconds,
             502,
             format!(
                 "the model-service failed with status {status}: {}",
@@ -585,20 +583,11 @@ fn give_feedback(req: &Request<'_>, env: &dyn Env) -> Response {
         )
     });
     match stored {
-        Ok(id) => {
-            let r = Response::json(
-                201,
-                &json!({ "id": id, "message": "Thank you: your feedback helps improve the model." }),
-            );
-            if count(env, &[Counter::Feedback(agree)]) {
-                r
-            } else {
-                r.header(
-                    METRICS_ERROR_HEADER,
-                    "key-value store unavailable; not counted",
-                )
-            }
-        }
+        Ok(id) => Response::json(
+            201,
+            &json!({ "id": id, "message": "Thank you: your feedback helps improve the model." }),
+        )
+        .counting(Counter::Feedback(agree)),
         Err(e) => {
             env.log(&format!("feedback not stored: key-value store: {e}"));
             Response::error(

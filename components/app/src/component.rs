@@ -3,7 +3,7 @@
 
 use crate::api::{self, Call, CallError, Config, Env};
 use crate::store::{Store, StoreError};
-use spin_sdk::http::{Request, Response};
+use spin_sdk::http::{Request, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store as kv};
 use wasi::clocks::{monotonic_clock, wall_clock};
@@ -14,9 +14,9 @@ use wasi::http::types::{
 };
 use wasi::io::streams::StreamError;
 
-/// Converts Spin's request to the plain API and back.
+/// Converts Spin's request to the plain API and back, then records the request's metrics.
 #[http_component]
-fn handle(req: Request) -> Response {
+fn handle(req: Request, out: ResponseOutparam) {
     let method = req.method().to_string();
     let path = req.path().split('?').next().unwrap_or("/").to_string();
     let header = |name: &str| {
@@ -26,49 +26,49 @@ fn handle(req: Request) -> Response {
     };
     let content_type = header("content-type");
     let authorization = header("authorization");
-    let resp = match Config::from_vars(|name| spin_sdk::variables::get(name).ok()) {
-        Ok(config) => {
-            let env = WasmEnv {
-                store: KvStore::open(),
-                config,
-            };
-            api::handle(
-                api::Request {
-                    method: &method,
-                    path: &path,
-                    content_type: content_type.as_deref(),
-                    authorization: authorization.as_deref(),
-                    body: req.body(),
-                },
-                &env,
-            )
-        }
+    let config = match Config::from_vars(|name| spin_sdk::variables::get(name).ok()) {
+        Ok(config) => config,
         Err(e) => {
             eprintln!("app: configuration error: {e}");
-            api::Response::error(500, format!("the app is misconfigured: {e}"))
+            let resp = api::Response::error(500, format!("the app is misconfigured: {e}"));
+            api_policy::spin::respond(out, resp.status, &resp.headers, &resp.body, false);
+            return;
         }
     };
-    let mut builder = Response::builder();
-    builder.status(resp.status);
-    for (k, v) in &resp.headers {
-        builder.header(k.as_str(), v.as_str());
-    }
-    let body = if method == "HEAD" {
-        Vec::new()
-    } else {
-        resp.body
+    let env = WasmEnv {
+        store: std::cell::OnceCell::new(),
+        config,
     };
-    builder.body(body).build()
+    let resp = api::handle(
+        api::Request {
+            method: &method,
+            path: &path,
+            content_type: content_type.as_deref(),
+            authorization: authorization.as_deref(),
+            body: req.body(),
+        },
+        &env,
+    );
+    api_policy::spin::respond(
+        out,
+        resp.status,
+        &resp.headers,
+        &resp.body,
+        method == "HEAD",
+    );
+    // The response has left: the store's commit no longer delays the client.
+    api::record(&env, &resp.counts);
 }
 
 struct WasmEnv {
-    store: Result<KvStore, StoreError>,
+    /// Opened on a route's first use: most routes never touch the store.
+    store: std::cell::OnceCell<Result<KvStore, StoreError>>,
     config: Config,
 }
 
 impl Env for WasmEnv {
     fn store(&self) -> Result<&dyn Store, StoreError> {
-        match &self.store {
+        match self.store.get_or_init(KvStore::open) {
             Ok(s) => Ok(s),
             Err(e) => Err(e.clone()),
         }

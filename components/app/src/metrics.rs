@@ -1,12 +1,18 @@
 //! The app's Prometheus metrics: names, the key-value keys that hold them, and the text
 //! exposition (format 0.0.4).
 //!
-//! Every request runs in a fresh instance, so nothing is counted in memory: each event is one
-//! atomic `increment` of a key in the key-value store, and `/metrics` reads them back. The store
-//! is shared by every instance (and, in the cluster, every pod), so the values are the totals of
-//! the whole application — see the app README, "Metrics with several pods". Counters are kept per
-//! deployment version (the `deployment_version` variable: v1, v2 during a canary), and every
-//! version's counters are exposed with a `version` label.
+//! Every request runs in a fresh instance, so nothing is counted in memory: each event is **one**
+//! atomic `increment` of one key in the key-value store, made after the response has left, and
+//! `/metrics` reads the keys back and adds them up. A served prediction is one key that names
+//! everything about it at once — its label, the bucket of its score, the bucket of the
+//! model-service's round trip and the set of reasons shown — so the verdict counters, both
+//! histograms and the reason counters come from one write (each write is a committed transaction
+//! in Spin's default SQLite store, about 0.6 ms here). The histograms therefore have no `_sum`:
+//! an exact sum would be a second write per request. The store is shared by every instance (and,
+//! in the cluster, every pod), so the values are the totals of the whole application — see the
+//! app README, "Metrics with several pods". Counters are kept per deployment version (the
+//! `deployment_version` variable: v1, v2 during a canary), and every version's counters are
+//! exposed with a `version` label.
 
 use crate::store::{Store, StoreError};
 use std::fmt::Write as _;
@@ -45,7 +51,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// All kinds, in exposition order.
+    /// All kinds, in exposition order (the index is the kind's slot in [`Totals`]).
     pub const ALL: [ErrorKind; 5] = [
         ErrorKind::Unreachable,
         ErrorKind::Timeout,
@@ -67,27 +73,32 @@ impl ErrorKind {
 }
 
 /// One counted event: one key in the store.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counter {
-    /// A prediction served, by label (index into [`LABELS`]).
-    Prediction(usize),
+    /// A prediction served: its label (index into [`LABELS`]), the bucket of its score (index into
+    /// [`SCORE_BUCKETS`], `len()` = above the last), the bucket of the model-service's round trip
+    /// (index into [`LATENCY_BUCKETS`], likewise) and the reasons shown (bit `i` = [`REASON_CODES`]`[i]`).
+    Served {
+        /// Index into [`LABELS`].
+        label: usize,
+        /// Score bucket.
+        score: usize,
+        /// Round-trip bucket.
+        latency: usize,
+        /// Reasons shown, one bit per code.
+        reasons: u32,
+    },
+    /// A failed model-service call: its kind and the bucket of its round trip.
+    Failed {
+        /// Kind of failure.
+        kind: ErrorKind,
+        /// Round-trip bucket.
+        latency: usize,
+    },
     /// A feedback click: `true` = agree.
     Feedback(bool),
     /// A view of the UI page.
     PageView,
-    /// A failed model-service call.
-    ModelError(ErrorKind),
-    /// A round trip that fell in bucket `i` of [`LATENCY_BUCKETS`] (`len()` = above the last).
-    LatencyBucket(usize),
-    /// Sum of round-trip times in microseconds.
-    LatencySumMicros,
-    /// A served score of label `.0` that fell in bucket `.1` of [`SCORE_BUCKETS`] (`len()` =
-    /// above the last).
-    ScoreBucket(usize, usize),
-    /// Sum of served scores of label `.0`, in millionths.
-    ScoreSumMicros(usize),
-    /// A reason shown with a verdict (index into [`REASON_CODES`]).
-    Reason(usize),
 }
 
 /// Prefix of every metric key: `metrics:<version>:<counter>`.
@@ -96,63 +107,67 @@ pub const KEY_PREFIX: &str = "metrics:";
 impl Counter {
     /// The key-value key holding the counter of deployment `version`.
     pub fn key(&self, version: &str) -> String {
-        let name = match self {
-            Counter::Prediction(i) => format!("predictions:{}", LABELS[*i]),
+        format!("{KEY_PREFIX}{version}:{}", self.name())
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Counter::Served {
+                label,
+                score,
+                latency,
+                reasons,
+            } => format!("served:{}:{score}:{latency}:{reasons:x}", LABELS[*label]),
+            Counter::Failed { kind, latency } => format!("failed:{}:{latency}", kind.as_str()),
             Counter::Feedback(true) => "feedback:agree".into(),
             Counter::Feedback(false) => "feedback:disagree".into(),
             Counter::PageView => "page_views".into(),
-            Counter::ModelError(k) => format!("model_service_errors:{}", k.as_str()),
-            Counter::LatencyBucket(i) => format!("latency_bucket:{i}"),
-            Counter::LatencySumMicros => "latency_sum_us".into(),
-            Counter::ScoreBucket(l, i) => format!("score_bucket:{}:{i}", LABELS[*l]),
-            Counter::ScoreSumMicros(l) => format!("score_sum_u:{}", LABELS[*l]),
-            Counter::Reason(i) => format!("reasons:{}", REASON_CODES[*i]),
-        };
-        format!("{KEY_PREFIX}{version}:{name}")
+        }
     }
 
-    /// Every counter, in a fixed order.
-    pub fn all() -> Vec<Counter> {
-        let mut all: Vec<Counter> = (0..LABELS.len()).map(Counter::Prediction).collect();
-        all.extend([
-            Counter::Feedback(true),
-            Counter::Feedback(false),
-            Counter::PageView,
-        ]);
-        all.extend(ErrorKind::ALL.map(Counter::ModelError));
-        all.extend((0..=LATENCY_BUCKETS.len()).map(Counter::LatencyBucket));
-        all.push(Counter::LatencySumMicros);
-        for l in 0..LABELS.len() {
-            all.extend((0..=SCORE_BUCKETS.len()).map(|i| Counter::ScoreBucket(l, i)));
-            all.push(Counter::ScoreSumMicros(l));
+    /// The counter a key's name (what follows `metrics:<version>:`) holds; `None` for names this
+    /// version does not write (a key of an older release is left alone, not misread).
+    pub fn parse(name: &str) -> Option<Counter> {
+        let parts: Vec<&str> = name.split(':').collect();
+        let index = |text: &str, len: usize| text.parse::<usize>().ok().filter(|i| *i <= len);
+        match parts[..] {
+            ["served", label, score, latency, reasons] => Some(Counter::Served {
+                label: LABELS.iter().position(|l| *l == label)?,
+                score: index(score, SCORE_BUCKETS.len())?,
+                latency: index(latency, LATENCY_BUCKETS.len())?,
+                reasons: u32::from_str_radix(reasons, 16)
+                    .ok()
+                    .filter(|r| *r >> REASON_CODES.len() == 0)?,
+            }),
+            ["failed", kind, latency] => Some(Counter::Failed {
+                kind: *ErrorKind::ALL.iter().find(|k| k.as_str() == kind)?,
+                latency: index(latency, LATENCY_BUCKETS.len())?,
+            }),
+            ["feedback", "agree"] => Some(Counter::Feedback(true)),
+            ["feedback", "disagree"] => Some(Counter::Feedback(false)),
+            ["page_views"] => Some(Counter::PageView),
+            _ => None,
         }
-        all.extend((0..REASON_CODES.len()).map(Counter::Reason));
-        all
     }
 }
 
-/// The counters one served prediction adds: its label, its score's bucket and sum, and each
-/// reason shown (unknown codes are not counted).
-pub fn prediction_counters(label: usize, score: f64, reasons: &[&str]) -> Vec<(Counter, i64)> {
-    let bucket = SCORE_BUCKETS
+/// The counter of a served prediction: its label, score, round trip and the reasons shown
+/// (codes not in [`REASON_CODES`] are not counted).
+pub fn served(label: usize, score: f64, seconds: f64, reasons: &[&str]) -> Counter {
+    let score = SCORE_BUCKETS
         .iter()
         .position(|b| score <= *b)
         .unwrap_or(SCORE_BUCKETS.len());
-    let mut out = vec![
-        (Counter::Prediction(label), 1),
-        (Counter::ScoreBucket(label, bucket), 1),
-        (
-            Counter::ScoreSumMicros(label),
-            (score.clamp(0.0, 1.0) * 1e6).round() as i64,
-        ),
-    ];
-    out.extend(
-        reasons
-            .iter()
-            .filter_map(|r| REASON_CODES.iter().position(|c| c == r))
-            .map(|i| (Counter::Reason(i), 1)),
-    );
-    out
+    let reasons = reasons
+        .iter()
+        .filter_map(|r| REASON_CODES.iter().position(|c| c == r))
+        .fold(0u32, |mask, i| mask | 1 << i);
+    Counter::Served {
+        label,
+        score,
+        latency: bucket_of(seconds),
+        reasons,
+    }
 }
 
 /// The histogram bucket of a round trip of `seconds`.
@@ -161,14 +176,6 @@ pub fn bucket_of(seconds: f64) -> usize {
         .iter()
         .position(|b| seconds <= *b)
         .unwrap_or(LATENCY_BUCKETS.len())
-}
-
-/// Records a model-service round trip of `version`: its bucket and its time (two increments).
-pub fn observe_latency(store: &dyn Store, version: &str, seconds: f64) -> Result<(), StoreError> {
-    store.increment(&Counter::LatencyBucket(bucket_of(seconds)).key(version), 1)?;
-    let micros = (seconds.max(0.0) * 1e6).round() as i64;
-    store.increment(&Counter::LatencySumMicros.key(version), micros)?;
-    Ok(())
 }
 
 /// Whether `v` can be a deployment version: 1–32 of `a-z 0-9 . _ -` (it becomes a key part and a
@@ -192,32 +199,82 @@ pub struct BuildInfo {
     pub lib_version: String,
 }
 
-/// The counters of one deployment version.
-pub type VersionValues = (String, Vec<(Counter, i64)>);
+/// The totals of one deployment version, added up from its counters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Totals {
+    /// Predictions by label.
+    pub predictions: [i64; LABELS.len()],
+    /// Feedback: `[disagree, agree]`.
+    pub feedback: [i64; 2],
+    /// UI page views.
+    pub page_views: i64,
+    /// Failed model-service calls by kind ([`ErrorKind::ALL`] order).
+    pub errors: [i64; ErrorKind::ALL.len()],
+    /// Round trips (served and failed) per bucket, not cumulative.
+    pub latency: [i64; LATENCY_BUCKETS.len() + 1],
+    /// Scores per label per bucket, not cumulative.
+    pub scores: [[i64; SCORE_BUCKETS.len() + 1]; LABELS.len()],
+    /// Reasons shown, by code.
+    pub reasons: [i64; REASON_CODES.len()],
+}
 
-/// Reads every counter of every deployment version found in `store`, and of `own` (the serving
-/// version) even before it counted anything: `increment(key, 0)`, one atomic read each.
-pub fn read_all(store: &dyn Store, own: &str) -> Result<Vec<VersionValues>, StoreError> {
-    let mut versions: Vec<String> = store
-        .keys()?
-        .iter()
-        .filter_map(|k| k.strip_prefix(KEY_PREFIX)?.split_once(':').map(|(v, _)| v))
-        .filter(|v| valid_version(v))
-        .map(str::to_string)
-        .collect();
-    versions.push(own.to_string());
-    versions.sort();
-    versions.dedup();
-    versions
-        .into_iter()
-        .map(|v| {
-            let values = Counter::all()
-                .into_iter()
-                .map(|c| Ok((c, store.increment(&c.key(&v), 0)?)))
-                .collect::<Result<_, StoreError>>()?;
-            Ok((v, values))
-        })
-        .collect()
+impl Totals {
+    /// Adds `n` events of `counter`.
+    pub fn add(&mut self, counter: Counter, n: i64) {
+        let n = n.max(0);
+        match counter {
+            Counter::Served {
+                label,
+                score,
+                latency,
+                reasons,
+            } => {
+                self.predictions[label] += n;
+                self.scores[label][score] += n;
+                self.latency[latency] += n;
+                for (i, total) in self.reasons.iter_mut().enumerate() {
+                    if reasons & (1 << i) != 0 {
+                        *total += n;
+                    }
+                }
+            }
+            Counter::Failed { kind, latency } => {
+                let k = ErrorKind::ALL.iter().position(|x| *x == kind).unwrap_or(0);
+                self.errors[k] += n;
+                self.latency[latency] += n;
+            }
+            Counter::Feedback(agree) => self.feedback[usize::from(agree)] += n,
+            Counter::PageView => self.page_views += n,
+        }
+    }
+}
+
+/// Every deployment version's totals, by version.
+pub type VersionTotals = (String, Totals);
+
+/// Reads every counter of every deployment version found in `store` and adds them up; `own` (the
+/// serving version) is reported even before it counted anything. Each key is read with
+/// `increment(key, 0)`, one atomic read that does not depend on how the store encodes numbers.
+pub fn read_all(store: &dyn Store, own: &str) -> Result<Vec<VersionTotals>, StoreError> {
+    let mut versions: std::collections::BTreeMap<String, Totals> = Default::default();
+    versions.insert(own.to_string(), Totals::default());
+    for key in store.keys()? {
+        let Some((version, name)) = key
+            .strip_prefix(KEY_PREFIX)
+            .and_then(|rest| rest.split_once(':'))
+        else {
+            continue;
+        };
+        let Some(counter) = Counter::parse(name).filter(|_| valid_version(version)) else {
+            continue;
+        };
+        let n = store.increment(&key, 0)?;
+        versions
+            .entry(version.to_string())
+            .or_default()
+            .add(counter, n);
+    }
+    Ok(versions.into_iter().collect())
 }
 
 /// Escapes a label value for the text format.
@@ -241,14 +298,25 @@ fn num(v: f64) -> String {
     }
 }
 
-/// Renders the exposition text from counter values (as [`read_all`] returns them).
-pub fn render(values: &[VersionValues], build: &BuildInfo, feedback_rows: i64) -> String {
-    let get = |counters: &[(Counter, i64)], c: Counter| {
-        counters
-            .iter()
-            .find(|(k, _)| *k == c)
-            .map_or(0, |(_, v)| (*v).max(0))
-    };
+/// Writes one histogram's `_bucket` and `_count` samples: `labels` (already formatted, e.g.
+/// `version="v1"`), upper `bounds`, per-bucket (not cumulative) `counts` with one more entry than
+/// `bounds` for `+Inf`. `_count` is the `+Inf` bucket, so the two always agree within one scrape.
+fn histogram(out: &mut String, name: &str, labels: &str, bounds: &[f64], counts: &[i64]) {
+    let mut cumulative = 0;
+    for (i, n) in counts.iter().enumerate() {
+        cumulative += n;
+        let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
+        let _ = writeln!(
+            out,
+            "{PREFIX}_{name}_bucket{{{labels},le=\"{}\"}} {cumulative}",
+            num(le)
+        );
+    }
+    let _ = writeln!(out, "{PREFIX}_{name}_count{{{labels}}} {cumulative}");
+}
+
+/// Renders the exposition text from the totals [`read_all`] returns.
+pub fn render(values: &[VersionTotals], build: &BuildInfo, feedback_rows: i64) -> String {
     let mut out = String::with_capacity(8192);
 
     header(
@@ -257,13 +325,12 @@ pub fn render(values: &[VersionValues], build: &BuildInfo, feedback_rows: i64) -
         "counter",
         "Predictions served, by verdict.",
     );
-    for (v, c) in values {
+    for (v, t) in values {
         let v = escape(v);
-        for (i, label) in LABELS.iter().enumerate() {
+        for (label, n) in LABELS.iter().zip(t.predictions) {
             let _ = writeln!(
                 out,
-                "{PREFIX}_predictions_total{{version=\"{v}\",label=\"{label}\"}} {}",
-                get(c, Counter::Prediction(i))
+                "{PREFIX}_predictions_total{{version=\"{v}\",label=\"{label}\"}} {n}"
             );
         }
     }
@@ -274,13 +341,12 @@ pub fn render(values: &[VersionValues], build: &BuildInfo, feedback_rows: i64) -
         "counter",
         "Feedback on verdicts, by whether the user agreed.",
     );
-    for (v, c) in values {
+    for (v, t) in values {
         let v = escape(v);
-        for (agree, verdict) in [(true, "agree"), (false, "disagree")] {
+        for (verdict, n) in [("agree", t.feedback[1]), ("disagree", t.feedback[0])] {
             let _ = writeln!(
                 out,
-                "{PREFIX}_feedback_total{{version=\"{v}\",verdict=\"{verdict}\"}} {}",
-                get(c, Counter::Feedback(agree))
+                "{PREFIX}_feedback_total{{version=\"{v}\",verdict=\"{verdict}\"}} {n}"
             );
         }
     }
@@ -291,12 +357,12 @@ pub fn render(values: &[VersionValues], build: &BuildInfo, feedback_rows: i64) -
         "counter",
         "Views of the UI page.",
     );
-    for (v, c) in values {
+    for (v, t) in values {
         let _ = writeln!(
             out,
             "{PREFIX}_page_views_total{{version=\"{}\"}} {}",
             escape(v),
-            get(c, Counter::PageView)
+            t.page_views
         );
     }
 
@@ -306,14 +372,13 @@ pub fn render(values: &[VersionValues], build: &BuildInfo, feedback_rows: i64) -
         "counter",
         "Failed calls to the model-service, by kind.",
     );
-    for (v, c) in values {
+    for (v, t) in values {
         let v = escape(v);
-        for kind in ErrorKind::ALL {
+        for (kind, n) in ErrorKind::ALL.iter().zip(t.errors) {
             let _ = writeln!(
                 out,
-                "{PREFIX}_model_service_errors_total{{version=\"{v}\",kind=\"{}\"}} {}",
-                kind.as_str(),
-                get(c, Counter::ModelError(kind))
+                "{PREFIX}_model_service_errors_total{{version=\"{v}\",kind=\"{}\"}} {n}",
+                kind.as_str()
             );
         }
     }
@@ -322,25 +387,16 @@ pub fn render(values: &[VersionValues], build: &BuildInfo, feedback_rows: i64) -
         &mut out,
         "model_service_request_duration_seconds",
         "histogram",
-        "Round-trip time of calls from the app to the model-service.",
+        "Round-trip time of calls from the app to the model-service (no _sum: see the app README).",
     );
-    for (v, c) in values {
-        let v = escape(v);
-        let name = format!("{PREFIX}_model_service_request_duration_seconds");
-        // `_count` is the sum of the buckets, so the two always agree within one scrape.
-        let mut cumulative = 0;
-        for i in 0..=LATENCY_BUCKETS.len() {
-            cumulative += get(c, Counter::LatencyBucket(i));
-            let le = LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY);
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{version=\"{v}\",le=\"{}\"}} {cumulative}",
-                num(le)
-            );
-        }
-        let sum = get(c, Counter::LatencySumMicros) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{{version=\"{v}\"}} {}", num(sum));
-        let _ = writeln!(out, "{name}_count{{version=\"{v}\"}} {cumulative}");
+    for (v, t) in values {
+        histogram(
+            &mut out,
+            "model_service_request_duration_seconds",
+            &format!("version=\"{}\"", escape(v)),
+            &LATENCY_BUCKETS,
+            &t.latency,
+        );
     }
 
     header(
@@ -349,28 +405,15 @@ pub fn render(values: &[VersionValues], build: &BuildInfo, feedback_rows: i64) -
         "histogram",
         "Scores (P(phishing)) served, by verdict label: a canary whose distribution drifts from the stable version's shows here.",
     );
-    for (v, c) in values {
+    for (v, t) in values {
         let v = escape(v);
-        for (l, label) in LABELS.iter().enumerate() {
-            let mut cumulative = 0;
-            for i in 0..=SCORE_BUCKETS.len() {
-                cumulative += get(c, Counter::ScoreBucket(l, i));
-                let le = SCORE_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY);
-                let _ = writeln!(
-                    out,
-                    "{PREFIX}_score_bucket{{version=\"{v}\",label=\"{label}\",le=\"{}\"}} {cumulative}",
-                    num(le)
-                );
-            }
-            let sum = get(c, Counter::ScoreSumMicros(l)) as f64 / 1e6;
-            let _ = writeln!(
-                out,
-                "{PREFIX}_score_sum{{version=\"{v}\",label=\"{label}\"}} {}",
-                num(sum)
-            );
-            let _ = writeln!(
-                out,
-                "{PREFIX}_score_count{{version=\"{v}\",label=\"{label}\"}} {cumulative}"
+        for (label, counts) in LABELS.iter().zip(&t.scores) {
+            histogram(
+                &mut out,
+                "score",
+                &format!("version=\"{v}\",label=\"{label}\""),
+                &SCORE_BUCKETS,
+                counts,
             );
         }
     }
@@ -381,13 +424,12 @@ pub fn render(values: &[VersionValues], build: &BuildInfo, feedback_rows: i64) -
         "counter",
         "Reasons shown with verdicts, by code (see the model-service's OpenAPI document).",
     );
-    for (v, c) in values {
+    for (v, t) in values {
         let v = escape(v);
-        for (i, code) in REASON_CODES.iter().enumerate() {
+        for (code, n) in REASON_CODES.iter().zip(t.reasons) {
             let _ = writeln!(
                 out,
-                "{PREFIX}_reasons_total{{version=\"{v}\",code=\"{code}\"}} {}",
-                get(c, Counter::Reason(i))
+                "{PREFIX}_reasons_total{{version=\"{v}\",code=\"{code}\"}} {n}"
             );
         }
     }
@@ -398,9 +440,8 @@ pub fn render(values: &[VersionValues], build: &BuildInfo, feedback_rows: i64) -
         "gauge",
         "Share of feedback that disagreed with the verdict (absent until there is feedback).",
     );
-    for (v, c) in values {
-        let agree = get(c, Counter::Feedback(true));
-        let disagree = get(c, Counter::Feedback(false));
+    for (v, t) in values {
+        let [disagree, agree] = t.feedback;
         if agree + disagree > 0 {
             let _ = writeln!(
                 out,
@@ -441,6 +482,15 @@ mod tests {
     use super::*;
     use crate::store::MemStore;
 
+    fn build() -> BuildInfo {
+        BuildInfo {
+            deployment: "v1".into(),
+            version: "1.2.3".into(),
+            commit: "abc\"def".into(),
+            lib_version: "0.1.0".into(),
+        }
+    }
+
     #[test]
     fn buckets_are_upper_bounds() {
         assert_eq!(bucket_of(0.0), 0);
@@ -453,7 +503,7 @@ mod tests {
     #[test]
     fn own_version_is_reported_before_it_counts() {
         let store = MemStore::default();
-        observe_latency(&store, "v2", 0.1).unwrap();
+        store.increment(&Counter::PageView.key("v2"), 1).unwrap();
         let versions: Vec<String> = read_all(&store, "v1")
             .unwrap()
             .into_iter()
@@ -472,56 +522,111 @@ mod tests {
         assert!(!valid_version(&"x".repeat(33)));
     }
 
+    /// Every counter this version can write: each key reads back as its counter, and no two share a key.
     #[test]
-    fn keys_are_distinct() {
-        let keys: std::collections::BTreeSet<String> =
-            Counter::all().iter().map(|c| c.key("v1")).collect();
-        assert_eq!(keys.len(), Counter::all().len());
+    fn keys_read_back_as_their_counters() {
+        let mut all = vec![
+            Counter::PageView,
+            Counter::Feedback(true),
+            Counter::Feedback(false),
+        ];
+        for latency in 0..=LATENCY_BUCKETS.len() {
+            all.extend(ErrorKind::ALL.map(|kind| Counter::Failed { kind, latency }));
+            for label in 0..LABELS.len() {
+                for score in 0..=SCORE_BUCKETS.len() {
+                    for reasons in [0, 1, 0b1010, (1 << REASON_CODES.len()) - 1] {
+                        all.push(Counter::Served {
+                            label,
+                            score,
+                            latency,
+                            reasons,
+                        });
+                    }
+                }
+            }
+        }
+        let mut keys = std::collections::BTreeSet::new();
+        for c in &all {
+            let key = c.key("v1");
+            let name = key.strip_prefix("metrics:v1:").unwrap();
+            assert_eq!(Counter::parse(name), Some(*c), "{key}");
+            assert!(keys.insert(key));
+        }
+        // Keys of other writers or of an older release are not misread.
+        for name in [
+            "predictions:phishing",
+            "latency_bucket:3",
+            "served:phishing:12:0:0",
+            "served:phishing:11:13:0",
+            "served:spam:0:0:0",
+            "served:phishing:0:0:10000",
+            "served:phishing:0:0:zz",
+            "failed:nope:0",
+            "feedback:maybe",
+            "",
+        ] {
+            assert_eq!(Counter::parse(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn one_served_key_feeds_every_series() {
+        let c = served(
+            1,
+            0.97,
+            0.003,
+            &["brand_in_domain", "no_such_code", "ip_host"],
+        );
+        let mut t = Totals::default();
+        t.add(c, 2);
+        assert_eq!(t.predictions, [0, 2]);
+        assert_eq!(t.scores[1][SCORE_BUCKETS.len()], 2);
+        assert_eq!(t.latency[bucket_of(0.003)], 2);
+        assert_eq!(t.reasons.iter().sum::<i64>(), 4, "{t:?}");
+        for code in ["brand_in_domain", "ip_host"] {
+            let i = REASON_CODES.iter().position(|c| *c == code).unwrap();
+            assert_eq!(t.reasons[i], 2, "{code}");
+        }
     }
 
     #[test]
     fn histogram_is_cumulative_and_counts_match() {
         let store = MemStore::default();
-        for s in [0.0005, 0.003, 0.003, 0.2, 9.0] {
-            observe_latency(&store, "v2", s).unwrap();
+        for s in [0.0005, 0.003, 0.003, 0.2] {
+            store
+                .increment(&served(0, 0.01, s, &[]).key("v2"), 1)
+                .unwrap();
         }
-        observe_latency(&store, "v1", 0.003).unwrap();
-        let build = BuildInfo {
-            deployment: "v1".into(),
-            version: "1.2.3".into(),
-            commit: "abc\"def".into(),
-            lib_version: "0.1.0".into(),
+        let failed = Counter::Failed {
+            kind: ErrorKind::Timeout,
+            latency: bucket_of(9.0),
         };
-        let text = render(&read_all(&store, "v1").unwrap(), &build, 0);
-        assert!(
-            text.contains("_bucket{version=\"v2\",le=\"0.001\"} 1\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("_bucket{version=\"v2\",le=\"0.005\"} 3\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("_bucket{version=\"v2\",le=\"0.25\"} 4\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("_bucket{version=\"v2\",le=\"+Inf\"} 5\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("_seconds_count{version=\"v2\"} 5\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("_seconds_sum{version=\"v2\"} 9.2065\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("_seconds_count{version=\"v1\"} 1\n"),
-            "{text}"
-        );
-        assert!(text.contains("commit=\"abc\\\"def\""), "{text}");
+        store.increment(&failed.key("v2"), 1).unwrap();
+        store
+            .increment(&served(1, 0.99, 0.003, &[]).key("v1"), 1)
+            .unwrap();
+        // A key of an older release is ignored, not misread.
+        store
+            .increment("metrics:v2:predictions:phishing", 7)
+            .unwrap();
+        let text = render(&read_all(&store, "v1").unwrap(), &build(), 0);
+        for line in [
+            "_seconds_bucket{version=\"v2\",le=\"0.001\"} 1\n",
+            "_seconds_bucket{version=\"v2\",le=\"0.005\"} 3\n",
+            "_seconds_bucket{version=\"v2\",le=\"0.25\"} 4\n",
+            "_seconds_bucket{version=\"v2\",le=\"+Inf\"} 5\n",
+            "_seconds_count{version=\"v2\"} 5\n",
+            "_seconds_count{version=\"v1\"} 1\n",
+            "_predictions_total{version=\"v2\",label=\"legitimate\"} 4\n",
+            "_predictions_total{version=\"v2\",label=\"phishing\"} 0\n",
+            "_model_service_errors_total{version=\"v2\",kind=\"timeout\"} 1\n",
+            "_score_bucket{version=\"v2\",label=\"legitimate\",le=\"0.05\"} 4\n",
+            "_score_count{version=\"v1\",label=\"phishing\"} 1\n",
+            "commit=\"abc\\\"def\"",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+        assert!(!text.contains("_sum{"), "{text}");
         // No feedback yet: the ratio has no sample (only its HELP and TYPE lines).
         assert_eq!(disagreement_samples(&text), Vec::<String>::new(), "{text}");
         // One disagreeing and three agreeing answers for v1: a sample of 0.25, for v1 only.
@@ -531,7 +636,7 @@ mod tests {
         store
             .increment(&Counter::Feedback(true).key("v1"), 3)
             .unwrap();
-        let text = render(&read_all(&store, "v1").unwrap(), &build, 0);
+        let text = render(&read_all(&store, "v1").unwrap(), &build(), 0);
         assert_eq!(
             disagreement_samples(&text),
             [format!(

@@ -2,6 +2,7 @@
 //! cannot be made to give (4xx, 5xx, garbage), configuration, and the export's token check.
 
 use app::api::{self, Call, CallError, Config, Env, Request, Response};
+use app::metrics::{self, ErrorKind, Totals};
 use app::store::{MemStore, Store, StoreError};
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -57,9 +58,17 @@ impl Env for Fake {
     }
 }
 
+/// Handles a request as the component does: answer, then record its counts.
+fn serve(env: &Fake, req: Request<'_>) -> Response {
+    let r = api::handle(req, env);
+    api::record(env, &r.counts);
+    r
+}
+
 fn predict(env: &Fake, url: &str) -> Response {
     let body = json!({ "url": url }).to_string();
-    api::handle(
+    serve(
+        env,
         Request {
             method: "POST",
             path: "/api/predict",
@@ -67,12 +76,25 @@ fn predict(env: &Fake, url: &str) -> Response {
             authorization: None,
             body: body.as_bytes(),
         },
-        env,
     )
 }
 
-fn counter(env: &Fake, key: &str) -> i64 {
-    env.store.increment(key, 0).unwrap()
+/// The totals `/metrics` would show for this deployment.
+fn totals(env: &Fake) -> Totals {
+    let all = metrics::read_all(&env.store, "local").unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    all[0].1.clone()
+}
+
+fn reason(code: &str) -> usize {
+    metrics::REASON_CODES
+        .iter()
+        .position(|c| *c == code)
+        .unwrap()
+}
+
+fn error_kind(kind: ErrorKind) -> usize {
+    ErrorKind::ALL.iter().position(|k| *k == kind).unwrap()
 }
 
 #[test]
@@ -92,12 +114,14 @@ fn forwards_the_url_and_returns_the_verdict() {
     assert_eq!(calls[0].1, "/predict");
     let sent: Value = serde_json::from_slice(calls[0].2.as_ref().unwrap()).unwrap();
     assert_eq!(sent, json!({"url": "http://a.tk"}));
-    assert_eq!(counter(&env, "metrics:local:predictions:phishing"), 1);
-    assert_eq!(counter(&env, "metrics:local:latency_bucket:1"), 0);
+    let t = totals(&env);
+    assert_eq!(t.predictions, [0, 1]);
+    assert_eq!(t.latency[1], 0);
+    assert_eq!(t.latency[2], 1, "4 ms falls in le=0.005");
     assert_eq!(
-        counter(&env, "metrics:local:latency_bucket:2"),
+        env.store.keys().unwrap().len(),
         1,
-        "4 ms falls in le=0.005"
+        "one store write per prediction"
     );
 }
 
@@ -117,11 +141,12 @@ fn the_explanation_is_passed_on_as_the_model_service_gave_it() {
     assert_eq!(body["reasons"][0]["code"], "many_subdomains");
     assert_eq!(body["attribution"][0]["text"], "http://");
     assert!(body.get("internal").is_none(), "{body}");
-    // Counted for monitoring: the score in its bucket (0.93 <= 0.95, bucket 10), its sum, and
-    // the reason shown.
-    assert_eq!(counter(&env, "metrics:local:score_bucket:phishing:10"), 1);
-    assert_eq!(counter(&env, "metrics:local:score_sum_u:phishing"), 930_000);
-    assert_eq!(counter(&env, "metrics:local:reasons:many_subdomains"), 1);
+    // Counted for monitoring: the score in its bucket (0.93 <= 0.95, bucket 10) and the reason
+    // shown.
+    let t = totals(&env);
+    assert_eq!(t.scores[1][10], 1);
+    assert_eq!(t.reasons[reason("many_subdomains")], 1);
+    assert_eq!(t.reasons.iter().sum::<i64>(), 1);
 }
 
 #[test]
@@ -147,7 +172,8 @@ fn text_that_is_not_a_web_address_is_422_without_calling_the_model() {
 
 fn feedback(env: &Fake, body: &Value) -> Response {
     let body = body.to_string();
-    api::handle(
+    serve(
+        env,
         Request {
             method: "POST",
             path: "/api/feedback",
@@ -155,7 +181,6 @@ fn feedback(env: &Fake, body: &Value) -> Response {
             authorization: None,
             body: body.as_bytes(),
         },
-        env,
     )
 }
 
@@ -208,10 +233,7 @@ fn model_service_rejection_passes_through_with_its_message() {
     assert_eq!(r.status, 400);
     assert_eq!(r.json_body()["error"], "`url` is empty; expected a URL");
     assert_eq!(r.json_body()["kind"], "rejected");
-    assert_eq!(
-        counter(&env, "metrics:local:model_service_errors:rejected"),
-        1
-    );
+    assert_eq!(totals(&env).errors[error_kind(ErrorKind::Rejected)], 1);
 }
 
 #[test]
@@ -221,10 +243,7 @@ fn model_service_failure_is_a_502() {
     assert_eq!(r.status, 502);
     let msg = r.json_body()["error"].as_str().unwrap().to_string();
     assert!(msg.contains("status 500") && msg.contains("boom"), "{msg}");
-    assert_eq!(
-        counter(&env, "metrics:local:model_service_errors:server_error"),
-        1
-    );
+    assert_eq!(totals(&env).errors[error_kind(ErrorKind::ServerError)], 1);
     assert!(env.logs.borrow().iter().any(|l| l.contains("boom")));
 }
 
@@ -247,10 +266,7 @@ fn unreadable_prediction_is_a_502() {
 fn timeout_and_unreachable_map_to_504_and_502() {
     let env = Fake::with(Err(CallError::Timeout));
     assert_eq!(predict(&env, "http://a.tk").status, 504);
-    assert_eq!(
-        counter(&env, "metrics:local:model_service_errors:timeout"),
-        1
-    );
+    assert_eq!(totals(&env).errors[error_kind(ErrorKind::Timeout)], 1);
     let env = Fake::with(Err(CallError::Unreachable("connection refused".into())));
     let r = predict(&env, "http://a.tk");
     assert_eq!(r.status, 502);
@@ -300,16 +316,20 @@ fn token_comparison_is_exact() {
 #[test]
 fn head_is_get_without_counting_a_page_view() {
     let env = Fake::answering(200, "{}");
-    let r = api::handle(
-        Request {
-            method: "HEAD",
-            path: "/",
-            content_type: None,
-            authorization: None,
-            body: b"",
-        },
-        &env,
-    );
-    assert_eq!(r.status, 200);
-    assert_eq!(counter(&env, "metrics:local:page_views"), 0);
+    let page = |method| {
+        serve(
+            &env,
+            Request {
+                method,
+                path: "/",
+                content_type: None,
+                authorization: None,
+                body: b"",
+            },
+        )
+    };
+    assert_eq!(page("HEAD").status, 200);
+    assert_eq!(totals(&env).page_views, 0);
+    assert_eq!(page("GET").status, 200);
+    assert_eq!(totals(&env).page_views, 1);
 }

@@ -2,14 +2,14 @@
 
 use crate::arena::{Arena, BlockHeap, Layered};
 use crate::{api, model};
-use spin_sdk::http::{Request, Response};
+use spin_sdk::http::{Request, ResponseOutparam};
 use spin_sdk::http_component;
 use std::alloc::System;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Converts Spin's request to the plain API and back. Nothing else happens here.
 #[http_component]
-fn handle(req: Request) -> Response {
+fn handle(req: Request, out: ResponseOutparam) {
     let method = req.method().to_string();
     let path = req.path().split('?').next().unwrap_or("/").to_string();
     let content_type = req
@@ -22,19 +22,16 @@ fn handle(req: Request) -> Response {
         content_type: content_type.as_deref(),
         body: req.body(),
     });
-    let mut builder = Response::builder();
-    builder
-        .status(resp.status)
-        .header("content-type", "application/json");
-    for (k, v) in &resp.headers {
-        builder.header(k.as_str(), v.as_str());
-    }
-    let body = if method == "HEAD" {
-        Vec::new()
-    } else {
-        resp.body.to_string().into_bytes()
-    };
-    builder.body(body).build()
+    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+    headers.extend(resp.headers.iter().cloned());
+    let body = resp.body.to_string();
+    api_policy::spin::respond(
+        out,
+        resp.status,
+        &headers,
+        body.as_bytes(),
+        method == "HEAD",
+    );
 }
 
 mod bindings {

@@ -11,6 +11,9 @@
 
 use serde_json::Value;
 
+#[cfg(target_arch = "wasm32")]
+pub mod spin;
+
 /// The longest URL either component accepts, in characters.
 pub const MAX_URL_CHARS: usize = 4096;
 

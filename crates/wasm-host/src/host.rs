@@ -11,7 +11,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -101,7 +100,8 @@ struct Inner {
     app: App,
     router: Router,
     components: HashMap<String, Loaded>,
-    requests: AtomicU64,
+    /// Component instances still running (a component may run on after its response has left).
+    running: tokio::sync::watch::Sender<usize>,
     linker: Linker<State>,
     kv: Arc<KeyValue>,
     delays: BTreeMap<String, Duration>,
@@ -120,8 +120,6 @@ pub struct HostOptions {
     pub components: Option<Vec<String>>,
     /// Values for application variables, overriding defaults (like `spin up --variable`).
     pub variables: BTreeMap<String, String>,
-    /// Let guests write to this process's stderr (their logs).
-    pub inherit_stderr: bool,
     /// The key-value stores; pass the same one to several hosts to share it (like pods sharing
     /// one Redis). `None` = a fresh in-memory one.
     pub key_value: Option<Arc<KeyValue>>,
@@ -365,14 +363,13 @@ impl Host {
                 .contains_key(&t.component)
                 .then(|| (route, t.component.clone()))
         }));
-        let _ = options.inherit_stderr;
         Ok(Host {
             inner: Arc::new(Inner {
                 engine,
                 app,
                 router,
                 components,
-                requests: AtomicU64::new(0),
+                running: tokio::sync::watch::Sender::new(0),
                 linker,
                 kv: options.key_value.clone().unwrap_or_default(),
                 delays: options.delays.clone(),
@@ -393,11 +390,6 @@ impl Host {
     /// The application name.
     pub fn app_name(&self) -> &str {
         &self.inner.app.name
-    }
-
-    /// Requests handled so far (including chained ones).
-    pub fn requests_handled(&self) -> u64 {
-        self.inner.requests.load(Ordering::Relaxed)
     }
 
     /// A fresh store for `component`, as a request gets.
@@ -447,7 +439,16 @@ impl Host {
                 .map_err(|never: std::convert::Infallible| -> HttpError { match never {} }),
         )?;
         let resp = self.handle(req).await?;
-        TestResponse::collect(resp).await
+        let collected = TestResponse::collect(resp).await?;
+        self.settled().await;
+        Ok(collected)
+    }
+
+    /// Waits until no component instance is running: a component may go on after its response
+    /// has left (the app records its metrics then), as on Spin.
+    pub async fn settled(&self) {
+        let mut idle = self.inner.running.subscribe();
+        let _ = idle.wait_for(|n| *n == 0).await;
     }
 }
 
@@ -515,7 +516,7 @@ pub fn bare_store(engine: &Engine) -> Store<State> {
         app,
         router: Router::default(),
         components: HashMap::new(),
-        requests: AtomicU64::new(0),
+        running: tokio::sync::watch::Sender::new(0),
         linker: Linker::new(engine),
         kv: Arc::default(),
         delays: BTreeMap::new(),
@@ -590,7 +591,6 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<HttpError>,
 {
-    inner.requests.fetch_add(1, Ordering::Relaxed);
     let loaded = inner
         .components
         .get(&m.component)
@@ -631,7 +631,9 @@ where
     let mut store = new_store(&inner, &m.component);
     let (req, out, receiver) = incoming_request(&mut store, req)?;
     let pre = loaded.pre.clone();
+    let running = Running::start(&inner.running);
     let task = tokio::task::spawn(async move {
+        let _running = running;
         let proxy = pre.instantiate_async(&mut store).await?;
         proxy
             .wasi_http_incoming_handler()
@@ -657,6 +659,22 @@ where
                 m.component
             )))
         }
+    }
+}
+
+/// One running instance in [`Inner::running`], until dropped (however the task ends).
+struct Running(tokio::sync::watch::Sender<usize>);
+
+impl Running {
+    fn start(count: &tokio::sync::watch::Sender<usize>) -> Running {
+        count.send_modify(|n| *n += 1);
+        Running(count.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
     }
 }
 

@@ -78,7 +78,6 @@ async fn run(cli: Cli) -> Result<()> {
             let options = HostOptions {
                 components: (!components.is_empty()).then_some(components),
                 variables: variables.into_iter().collect::<BTreeMap<_, _>>(),
-                inherit_stderr: true,
                 delays: delays.into_iter().collect(),
                 ..Default::default()
             };

@@ -170,11 +170,15 @@ fn predict_chains_to_the_model_service() {
         ),
         2.0
     );
-    let sum = m(
-        &s,
-        "phishing_app_model_service_request_duration_seconds_sum{version=\"local\"}",
-    );
-    assert!(sum > 0.0 && sum < 10.0, "{sum}");
+    // One store write per prediction: the histograms carry no `_sum` (see the app README).
+    assert!(!s.keys().any(|k| k.contains("_sum{")), "{s:?}");
+    let writes = host
+        .key_value()
+        .keys("default")
+        .iter()
+        .filter(|k| k.starts_with("metrics:"))
+        .count();
+    assert!(writes <= 2, "two predictions, {writes} keys");
 }
 
 #[test]
@@ -721,10 +725,6 @@ fn failing_store_still_serves_predictions() {
     let r = post(&host, "/api/predict", &json!({ "url": PHISHING }));
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.json().unwrap()["label"], "phishing");
-    assert!(
-        r.header("x-metrics-error").is_some(),
-        "the lost count is visible in the response"
-    );
     let r = post(
         &host,
         "/api/feedback",
@@ -743,7 +743,14 @@ fn failing_store_still_serves_predictions() {
         .keys("default")
         .iter()
         .all(|k| !k.starts_with("feedback")));
-    assert_eq!(get(&host, "/metrics").status, 200);
+    // The prediction made while the store failed is not counted (its loss is in the app's log).
+    let s = metrics(&host);
+    let served: f64 = s
+        .iter()
+        .filter(|(k, _)| k.starts_with("phishing_app_predictions_total{"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(served, 0.0, "{s:?}");
 }
 
 #[test]
