@@ -141,68 +141,265 @@ fn concurrent_predictions_and_feedback_count_exactly_on_spin_up_with_redis() {
             && manifest.contains("- name: url\n            value: redis://"),
         "the app's SpinApp no longer configures the default store as Redis with a url: update this test"
     );
-    let redis_bin = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
-    let redis_port = free_port();
-    let redis = Command::new(&redis_bin)
-        .args([
-            "--port",
-            &redis_port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let Ok(redis) = redis else {
-        test_support::skip_or_fail(&format!(
-            "`{redis_bin}` cannot be started (apt-get install redis-server, or set REDIS_SERVER_BIN)"
-        ));
+    let Some(redis) = Redis::start(None) else {
         return;
     };
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _redis = Kill(redis);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", redis_port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "redis-server did not listen on {redis_port}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let config = std::env::temp_dir().join(format!(
-        "spin-redis-{}-{redis_port}.toml",
-        std::process::id()
-    ));
-    std::fs::write(
-        &config,
-        format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:{redis_port}\"\n"),
-    )
-    .unwrap();
+    let config = redis.runtime_config();
     let Some(up) = spin_up_with(Some(&config)) else {
         return;
     };
     count_concurrently(up.port);
     // The counters live in Redis, not in Spin's state directory.
-    let mut s = TcpStream::connect(("127.0.0.1", redis_port)).unwrap();
-    s.write_all(b"KEYS metrics:local:served:phishing:*\r\n")
-        .unwrap();
-    let mut buf = [0u8; 4096];
-    let n = s.read(&mut buf).unwrap();
-    let reply = String::from_utf8_lossy(&buf[..n]);
+    let reply = redis.command("KEYS metrics:local:served:phishing:*");
     assert!(
         reply.contains("metrics:local:served:phishing:"),
         "Redis holds: {reply}"
     );
-    let _ = std::fs::remove_file(config);
+}
+
+/// `redis-server` on a loopback port (Debian's package; `$REDIS_SERVER_BIN`), killed when dropped.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+    /// Where it keeps an append-only file, if asked to persist across a restart.
+    dir: Option<PathBuf>,
+    config: PathBuf,
+}
+
+impl Redis {
+    /// Starts it; `persist_in` keeps its data (append-only file, synced per write) there, so a
+    /// restart finds what was written. `None` (and a message) when it cannot run outside CI.
+    fn start(persist_in: Option<PathBuf>) -> Option<Redis> {
+        let port = free_port();
+        let config =
+            std::env::temp_dir().join(format!("spin-redis-{}-{port}.toml", std::process::id()));
+        std::fs::write(
+            &config,
+            format!(
+                "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:{port}\"\n"
+            ),
+        )
+        .unwrap();
+        let mut redis = Redis {
+            child: None,
+            port,
+            dir: persist_in,
+            config,
+        };
+        redis.run().then_some(redis)
+    }
+
+    fn run(&mut self) -> bool {
+        let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
+        let mut cmd = Command::new(&bin);
+        cmd.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ]);
+        match &self.dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).unwrap();
+                cmd.args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+                    .arg(dir)
+            }
+            None => cmd.args(["--appendonly", "no"]),
+        };
+        let Ok(child) = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn() else {
+            test_support::skip_or_fail(&format!(
+                "`{bin}` cannot be started (apt-get install redis-server, or set REDIS_SERVER_BIN)"
+            ));
+            return false;
+        };
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not listen on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        true
+    }
+
+    /// Kills it (SIGKILL: a crash, not a shutdown).
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The runtime config pointing Spin's `default` store at it, as the cluster's SpinApp
+    /// `runtimeConfig` does.
+    fn runtime_config(&self) -> PathBuf {
+        self.config.clone()
+    }
+
+    /// One inline command; the raw reply.
+    fn command(&self, line: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        let n = s.read(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.config);
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// The Redis store crashes mid-run and comes back. On Spin 4.0.2 a store call made while Redis is
+/// down does not fail: Spin's Redis client (a reconnecting connection manager) holds it until
+/// Redis is back. So: predictions are still answered at once (their count is recorded after the
+/// answer has left); feedback sent during the outage waits and is then stored (or answered 503
+/// by a Spin that fails fast) — never half-written, never stored twice; after Redis returns the
+/// next requests are stored and counted, with no restart of Spin.
+#[test]
+fn redis_stopping_mid_run_on_spin_up() {
+    let dir = std::env::temp_dir().join(format!("spin-redis-aof-{}", std::process::id()));
+    let Some(mut redis) = Redis::start(Some(dir)) else {
+        return;
+    };
+    let Some(up) = spin_up_with(Some(&redis.runtime_config())) else {
+        return;
+    };
+    let port = up.port;
+    let predict = move |url: &str| {
+        let body = serde_json::json!({ "url": url }).to_string();
+        request(port, "POST", "/api/predict", Some(&body)).unwrap()
+    };
+    let feedback = move |url: &str| {
+        let body =
+            serde_json::json!({ "url": url, "label": "phishing", "agree": true }).to_string();
+        request(port, "POST", "/api/feedback", Some(&body)).unwrap()
+    };
+    let url = "http://paypal.com.verify-account.tk/signin";
+    assert_eq!(predict(url).0, 200);
+    assert_eq!(feedback(url).0, 201);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !redis.command("KEYS metrics:*").contains("served") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    redis.kill();
+    let t = Instant::now();
+    let (status, body) = predict(url);
+    assert_eq!(
+        status, 200,
+        "predictions are served without the store: {body}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "and at once: {:?}",
+        t.elapsed()
+    );
+    let during = std::thread::spawn(move || feedback(url));
+    std::thread::sleep(Duration::from_millis(500));
+
+    assert!(redis.run(), "redis-server restarts");
+    let (status, body) = during.join().unwrap();
+    assert!(
+        status == 201 || status == 503,
+        "feedback during the outage: {status} {body}"
+    );
+    let answered_201 = 2 + usize::from(status == 201);
+    // Spin reconnects by itself; allow it some tries.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stored = loop {
+        let (status, body) = feedback(url);
+        if status == 201 || Instant::now() > deadline {
+            break (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        stored.0, 201,
+        "feedback stored again after the store returns: {}",
+        stored.1
+    );
+    assert_eq!(predict(url).0, 200);
+
+    // Nothing half-written or doubled: exactly one whole row per 201.
+    let rows = redis.command("KEYS feedback:row:*");
+    let row_keys = rows
+        .lines()
+        .filter(|l| l.starts_with("feedback:row:"))
+        .count();
+    assert_eq!(row_keys, answered_201, "{rows}");
+    let metric = |name: &str| -> Option<i64> {
+        let (_, text) = request(up.port, "GET", "/metrics", None).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    };
+    assert_eq!(
+        metric("phishing_app_feedback_rows"),
+        Some(answered_201 as i64)
+    );
+    // Every prediction is counted, the one made during the outage too (its write waited).
+    let predictions = r#"phishing_app_predictions_total{version="local",label="phishing"}"#;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(predictions) != Some(3) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(metric(predictions), Some(3));
+}
+
+/// The app alone (`--component-id app`, like its pod) pointed at a port where nothing listens:
+/// `/api/predict` answers 502 JSON naming the problem, fast, and counts the failure.
+#[test]
+fn an_unreachable_model_service_is_a_502_on_spin_up() {
+    let closed = free_port();
+    let url = format!("http://127.0.0.1:{closed}");
+    let Some(up) = spin_up_opts(
+        None,
+        Some("app"),
+        &[("SPIN_VARIABLE_MODEL_SERVICE_URL", &url)],
+    ) else {
+        return;
+    };
+    let body =
+        serde_json::json!({ "url": "http://paypal.com.verify-account.tk/signin" }).to_string();
+    let t = Instant::now();
+    let (status, answer) = request(up.port, "POST", "/api/predict", Some(&body)).unwrap();
+    assert_eq!(status, 502, "{answer}");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "fails fast: {:?}",
+        t.elapsed()
+    );
+    let v: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(v["kind"], "unreachable", "{answer}");
+    assert!(
+        v["error"].as_str().unwrap().contains("unreachable"),
+        "{answer}"
+    );
+    // The model-service's own routes are not served by the app's pod.
+    let (status, _) = request(up.port, "POST", "/predict", Some(&body)).unwrap();
+    assert_eq!(status, 404);
+    let errors = r#"phishing_app_model_service_errors_total{version="local",kind="unreachable"} 1"#;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, text) = request(up.port, "GET", "/metrics", None).unwrap();
+        if text.contains(errors) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// 8 clients × 10 predictions and 10 feedback clicks on the app at `port`; checks the totals.
@@ -270,6 +467,16 @@ fn spin_up() -> Option<SpinUp> {
 
 /// [`spin_up`] with `--runtime-config-file`.
 fn spin_up_with(runtime_config: Option<&std::path::Path>) -> Option<SpinUp> {
+    spin_up_opts(runtime_config, None, &[])
+}
+
+/// [`spin_up`] with `--runtime-config-file`, only `component` (`--component-id`, as a pod retains
+/// one component) and extra environment (e.g. `SPIN_VARIABLE_*`).
+fn spin_up_opts(
+    runtime_config: Option<&std::path::Path>,
+    component: Option<&str>,
+    env: &[(&str, &str)],
+) -> Option<SpinUp> {
     let spin = test_support::shared_path("SPIN_BIN", "tools/spin")?;
     let root = test_support::workspace_root();
     if !built_components(&root) {
@@ -288,6 +495,10 @@ fn spin_up_with(runtime_config: Option<&std::path::Path>) -> Option<SpinUp> {
     if let Some(rc) = runtime_config {
         cmd.arg("--runtime-config-file").arg(rc);
     }
+    if let Some(c) = component {
+        cmd.args(["--component-id", c]);
+    }
+    cmd.envs(env.iter().copied());
     let child = cmd
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log))
@@ -300,7 +511,12 @@ fn spin_up_with(runtime_config: Option<&std::path::Path>) -> Option<SpinUp> {
     };
     // The first start compiles both components (Cranelift), seconds on 2 cores.
     let deadline = Instant::now() + Duration::from_secs(180);
-    while request(port, "GET", "/health", None).is_err() {
+    let probe = if component == Some("model-service") {
+        "/v2/health/live"
+    } else {
+        "/health"
+    };
+    while request(port, "GET", probe, None).is_err() {
         assert!(
             Instant::now() < deadline,
             "spin up did not answer on 127.0.0.1:{port} within 180 s (log: {})",
