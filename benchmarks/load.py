@@ -1,42 +1,58 @@
 #!/usr/bin/env python3
-"""Load and soak benchmark of the served components (a benchmark, not a test: it asserts nothing
-about speed; it records figures).
+"""Load benchmark of the served components on real Spin (a benchmark, not a test: it asserts
+nothing about speed; it records figures).
 
-    python3 benchmarks/load.py                    # against wasm-host serve, started here
-    python3 benchmarks/load.py --base-url http://127.0.0.1:3000 --no-host   # against `spin up`
+    python3 benchmarks/load.py                  # spin up (SQLite store), spin up (Redis store), wasm-host
+    python3 benchmarks/load.py --peer           # and the original system (Flask + Keras) as a peer
+    python3 benchmarks/load.py --targets spin-sqlite --seconds 4
 
-1. Latency percentiles and throughput of `POST /predict` (model-service) and `POST /api/predict`
-   (app → model-service) at 1, 4 and 16 concurrent clients (oha, from crates.io).
-2. A soak of /api/predict at ~80% of the highest throughput measured in 1, for --soak-seconds
-   (default 300): errors counted, the host's resident memory sampled every 10 s.
-3. Results to benchmarks/load.json and benchmarks/load.md.
+For every target, `POST /predict` (model-service) and `POST /api/predict` (app → model-service;
+not on the peer, which has no app) at 1, 4 and 16 concurrent clients with oha (from crates.io),
+one step after another: requests/s, p50/p90/p99, errors, and the resident memory of the server's
+process tree after each step. Targets run one after another in one invocation, so their ratios are
+comparable even on a noisy machine. Results: benchmarks/load.json and benchmarks/load.md.
 
-Needs: oha (`cargo install oha --version 1.16.0 --locked`), the built components and wasm-host
-(`cargo run --release -p wasm-host -- build`).
+Targets:
+- `spin-sqlite`: `spin up` (the README's run command; `$SPIN_BIN`, default ../shared/tools/spin)
+  with Spin's default key-value store (SQLite, in a fresh state directory).
+- `spin-redis`: `spin up --runtime-config-file` with the `default` store in Debian's `redis-server`
+  on a loopback port (the cluster's configuration).
+- `host`: the project's wasmtime host (`target/release/wasm-host serve`, in-memory store).
+- `peer` (with --peer): the original system's model-service, `benchmarks/peer/serve.py` (Flask +
+  Keras `model.predict`, same char-CNN, random weights), in a virtualenv under
+  ~/.cache/phishing-spin/peer-venv that this command creates (pip: tensorflow-cpu, flask).
+
+Needs: oha (`cargo install oha --version 1.16.0 --locked`) and the built components (`spin build`).
 """
 
 import argparse
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BODY = json.dumps({"url": "http://paypal.com.verify-account.tk/webscr.php?cmd=_login-run"})
+CLIENTS = [1, 4, 16]
+PEER_VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "phishing-spin/peer-venv"
 
 
-def oha(url: str, seconds: int, clients: int, rate: float | None = None) -> dict:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def oha(url: str, seconds: int, clients: int) -> dict:
     cmd = ["oha", "--no-tui", "--output-format", "json", "-z", f"{seconds}s", "-c", str(clients),
-           "-m", "POST", "-H", "content-type: application/json", "-d", BODY]
-    if rate:
-        cmd += ["-q", str(rate), "--latency-correction"]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+           "-m", "POST", "-H", "content-type: application/json", "-d", BODY, url]
+    return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
 
 
 def summary(r: dict) -> dict:
@@ -46,114 +62,210 @@ def summary(r: dict) -> dict:
     # Requests still in flight when the -z deadline stops oha are not failures of the server.
     errors = sum(v for k, v in codes.items() if not k.startswith("2")) + sum(
         v for k, v in r.get("errorDistribution", {}).items() if "deadline" not in k)
-    return {
-        "requests_per_second": round(r["summary"]["requestsPerSec"], 1),
-        "p50_ms": round(pct["p50"] * 1000, 2),
-        "p90_ms": round(pct["p90"] * 1000, 2),
-        "p99_ms": round(pct["p99"] * 1000, 2),
-        "ok": ok,
-        "errors": errors,
-    }
+    aborted = sum(v for k, v in r.get("errorDistribution", {}).items() if "deadline" in k)
+    ms = lambda v: round(v * 1000, 2) if v is not None else None  # noqa: E731
+    return {"requests_per_second": round(r["summary"]["requestsPerSec"], 1), "p50_ms": ms(pct["p50"]),
+            "p90_ms": ms(pct["p90"]), "p99_ms": ms(pct["p99"]), "ok": ok, "errors": errors,
+            "aborted_in_flight": aborted}
 
 
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+def predictions_counted(base: str) -> int:
+    """The app's `phishing_app_predictions_total`, all labels and versions."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+               if line.startswith("phishing_app_predictions_total{"))
 
 
-def wait_ready(base: str) -> None:
-    for _ in range(600):
+def tree_rss_kib(pid: int) -> int:
+    """Resident memory of `pid` and all its descendants (`spin up` runs its trigger as a child)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
         try:
-            with urllib.request.urlopen(f"{base}/health", timeout=2):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return total
+
+
+def wait_http(url: str, seconds: float) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
                 return
         except Exception:  # noqa: BLE001
+            time.sleep(0.3)
+    sys.exit(f"{url} did not answer within {seconds:.0f} s")
+
+
+class Target:
+    """A server to measure: started by `start`, stopped by `stop`."""
+
+    def __init__(self, name: str, what: str, routes: list[str]):
+        self.name, self.what, self.routes = name, what, routes
+        self.procs: list[subprocess.Popen] = []
+        self.tmp = tempfile.TemporaryDirectory(prefix=f"load-{name}-")
+        self.base = ""
+
+    def spawn(self, cmd: list[str], env: dict | None = None) -> subprocess.Popen:
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env={**os.environ, **(env or {})})
+        self.procs.append(p)
+        return p
+
+    def start(self, args) -> int:
+        """Starts the server; returns the pid whose process tree is the server."""
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        spin = os.environ.get("SPIN_BIN", str(ROOT.parent / "shared/tools/spin"))
+        state = ["--state-dir", f"{self.tmp.name}/state", "--quiet"]
+        listen = ["--listen", f"127.0.0.1:{port}"]
+        if self.name == "spin-sqlite":
+            server = self.spawn([spin, "up", "-f", str(ROOT / "spin.toml"), *listen, *state])
+        elif self.name == "spin-redis":
+            redis_port = free_port()
+            self.spawn(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                        "--appendonly", "no"])
+            config = Path(self.tmp.name) / "runtime-config.toml"
+            config.write_text(f'[key_value_store.default]\ntype = "redis"\nurl = "redis://127.0.0.1:{redis_port}"\n')
             time.sleep(0.5)
-    sys.exit(f"{base} did not come up")
+            server = self.spawn([spin, "up", "-f", str(ROOT / "spin.toml"), *listen, *state,
+                                 "--runtime-config-file", str(config)])
+        elif self.name == "host":
+            server = self.spawn([str(ROOT / "target/release/wasm-host"), "serve", "-f", str(ROOT / "spin.toml"), *listen])
+        elif self.name == "peer":
+            python = PEER_VENV / "bin/python"
+            if not python.exists():
+                subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+                subprocess.run([str(python), "-m", "pip", "install", "--quiet", "tensorflow-cpu", "flask"], check=True)
+            server = self.spawn([str(python), str(ROOT / "benchmarks/peer/serve.py"), "--port", str(port)])
+        else:
+            sys.exit(f"unknown target {self.name}")
+        wait_http(f"{self.base}/health", 240)
+        # Warm up: compiled code, caches, the first store connection.
+        for route in self.routes:
+            oha(self.base + route, 1, 1)
+        return server.pid
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            p.terminate()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.tmp.cleanup()
+
+
+TARGETS = {
+    "spin-sqlite": ("`spin up`, default store (SQLite)", ["/predict", "/api/predict"]),
+    "spin-redis": ("`spin up`, Redis store", ["/predict", "/api/predict"]),
+    "host": ("wasm-host (in-memory store)", ["/predict", "/api/predict"]),
+    "peer": ("original: Flask + Keras", ["/predict"]),
+}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--base-url", default="http://127.0.0.1:3987")
-    ap.add_argument("--no-host", action="store_true", help="do not start wasm-host; use --base-url as is")
-    ap.add_argument("--seconds", type=int, default=10, help="duration of each load step")
-    ap.add_argument("--soak-seconds", type=int, default=300)
+    ap.add_argument("--targets", default="spin-sqlite,spin-redis,host")
+    ap.add_argument("--peer", action="store_true", help="also measure the original system (installs it first)")
+    ap.add_argument("--seconds", type=int, default=8, help="duration of each step")
     args = ap.parse_args()
     if shutil.which("oha") is None:
         sys.exit("oha is not installed: cargo install oha --version 1.16.0 --locked")
-    base = args.base_url.rstrip("/")
-    host = None
-    if not args.no_host:
-        binary = ROOT / "target/release/wasm-host"
-        host = subprocess.Popen([str(binary), "serve", "-f", str(ROOT / "spin.toml"), "--listen", base.removeprefix("http://")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_ready(base)
-        results = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "steps": [], "soak": None}
-        for route in ["/predict", "/api/predict"]:
-            for clients in [1, 4, 16]:
-                s = summary(oha(base + route, args.seconds, clients))
-                s.update(route=route, clients=clients)
-                results["steps"].append(s)
-                print(f"{route:13} c={clients:2}: {s['requests_per_second']:7.1f} req/s  p50 {s['p50_ms']:6.2f} ms  "
-                      f"p90 {s['p90_ms']:6.2f} ms  p99 {s['p99_ms']:6.2f} ms  errors {s['errors']}")
-        best = max(s["requests_per_second"] for s in results["steps"] if s["route"] == "/api/predict")
-        rate = round(best * 0.8, 1)
-        samples = []
-        if host is not None:
-            stop = threading.Event()
-
-            def sample():
-                while not stop.is_set():
-                    samples.append((round(time.time() - t0), rss_kib(host.pid)))
-                    stop.wait(10)
-
-            t0 = time.time()
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-        print(f"soak: /api/predict at {rate} req/s for {args.soak_seconds} s ...")
-        soak = summary(oha(base + "/api/predict", args.soak_seconds, 16, rate))
-        if host is not None:
-            stop.set()
-            sampler.join()
-        soak.update(route="/api/predict", target_rps=rate, seconds=args.soak_seconds,
-                    rss_kib_samples=samples,
-                    rss_first_kib=samples[0][1] if samples else None,
-                    rss_last_kib=samples[-1][1] if samples else None)
-        results["soak"] = soak
-        print(f"soak: {soak['requests_per_second']} req/s, errors {soak['errors']}, p99 {soak['p99_ms']} ms, "
-              f"RSS first {soak['rss_first_kib']} KiB, last {soak['rss_last_kib']} KiB")
-    finally:
-        if host is not None:
-            host.terminate()
-            host.wait(timeout=30)
+    names = args.targets.split(",") + (["peer"] if args.peer else [])
+    results = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "seconds": args.seconds,
+               "body": BODY, "targets": {}}
+    for name in names:
+        what, routes = TARGETS[name]
+        t = Target(name, what, routes)
+        try:
+            pid = t.start(args)
+            rss_start = tree_rss_kib(pid)
+            steps = []
+            counting = None
+            for route in routes:
+                if route == "/api/predict":
+                    counting = {"before": predictions_counted(t.base)}
+                for clients in CLIENTS:
+                    s = summary(oha(t.base + route, args.seconds, clients))
+                    s.update(route=route, clients=clients, rss_kib=tree_rss_kib(pid))
+                    steps.append(s)
+                    print(f"{name:11} {route:12} c={clients:2}: {s['requests_per_second']:7.1f} req/s  "
+                          f"p50 {s['p50_ms']:7.2f} ms  p90 {s['p90_ms']:7.2f}  p99 {s['p99_ms']:7.2f}  "
+                          f"errors {s['errors']}  RSS {s['rss_kib'] // 1024} MiB", flush=True)
+            if counting is not None:
+                # The app counts after each answer has left: wait until the counts stop rising,
+                # then compare them with the answers (requests oha abandoned at its deadline
+                # may have been served and counted too).
+                app_steps = [s for s in steps if s["route"] == "/api/predict"]
+                answered = sum(s["ok"] for s in app_steps)
+                in_flight = sum(s["aborted_in_flight"] for s in app_steps)
+                t0, last = time.time(), -1
+                while time.time() - t0 < 120:
+                    now = predictions_counted(t.base) - counting["before"]
+                    if now == last and now >= answered:
+                        break
+                    last = now
+                    time.sleep(0.5)
+                counting.update(answered=answered, in_flight_at_deadlines=in_flight, counted=now,
+                                settled_after_s=round(time.time() - t0, 1), rss_after_kib=tree_rss_kib(pid))
+                print(f"{name:11} counted {now} predictions for {answered} answered (+{in_flight} in flight "
+                      f"at deadlines), settled after {counting['settled_after_s']} s", flush=True)
+            results["targets"][name] = {"what": what, "rss_start_kib": rss_start, "steps": steps,
+                                        "counting": counting}
+        finally:
+            t.stop()
     (ROOT / "benchmarks/load.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = [
-        "# Load and soak",
-        "",
-        f"`python3 benchmarks/load.py` on {results['date']} ({results['cpus']} CPUs; oha and wasm-host on the same machine,",
-        "so the load generator takes CPU from the server). Each step runs "
-        f"{args.seconds} s; fresh instance per request as in Spin.",
-        "",
-        "| route | clients | req/s | p50 ms | p90 ms | p99 ms | errors |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for s in results["steps"]:
-        lines.append(f"| `{s['route']}` | {s['clients']} | {s['requests_per_second']} | {s['p50_ms']} | {s['p90_ms']} | {s['p99_ms']} | {s['errors']} |")
-    s = results["soak"]
-    lines += [
-        "",
-        f"Soak: `{s['route']}` at {s['target_rps']} req/s (80% of the best above) for {s['seconds']} s with 16 clients: "
-        f"{s['ok']} answered, **{s['errors']} errors**, p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms. "
-        f"Host resident memory (every 10 s): first {s['rss_first_kib']} KiB, last {s['rss_last_kib']} KiB.",
-        "",
-        "RSS samples (seconds, KiB): " + ", ".join(f"{t}:{k}" for t, k in s["rss_kib_samples"]),
-        "",
-    ]
-    (ROOT / "benchmarks/load.md").write_text("\n".join(lines))
+    write_markdown(results)
     print("wrote benchmarks/load.json and benchmarks/load.md")
-    return 0 if results["soak"]["errors"] == 0 else 1
+    return 0 if all(s["errors"] == 0 for t in results["targets"].values() for s in t["steps"]) else 1
+
+
+def write_markdown(results: dict) -> None:
+    targets = results["targets"]
+    lines = [
+        "# Load",
+        "",
+        f"`python3 benchmarks/load.py{' --peer' if 'peer' in targets else ''}` on {results['date']} "
+        f"({results['cpus']} CPUs; oha and the server on the same machine, so the load generator takes "
+        f"CPU from the server). Each step: {results['seconds']} s of `POST` with the body `{results['body']}`; "
+        "every target measured in the same run, one after another.",
+        "",
+        "requests/s and p50 / p90 / p99 in ms; errors are non-2xx answers and failed connections.",
+        "",
+        "| route | clients | " + " | ".join(targets[n]["what"] for n in targets) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in targets) + " |",
+    ]
+    for route in ["/predict", "/api/predict"]:
+        for clients in CLIENTS:
+            cells = []
+            for n in targets:
+                s = next((s for s in targets[n]["steps"] if s["route"] == route and s["clients"] == clients), None)
+                cells.append("–" if s is None else
+                             f"{s['requests_per_second']:g}/s, {s['p50_ms']:g} / {s['p90_ms']:g} / {s['p99_ms']:g}"
+                             + (f", **{s['errors']} errors**" if s["errors"] else ""))
+            lines.append(f"| `{route}` | {clients} | " + " | ".join(cells) + " |")
+    lines += ["", "Resident memory of the server's process tree (MiB): after start / most during the steps.", ""]
+    for n, t in targets.items():
+        peak = max(s["rss_kib"] for s in t["steps"])
+        lines.append(f"- {t['what']}: {t['rss_start_kib'] / 1024:.0f} / {peak / 1024:.0f}")
+    lines += ["", "Counting under load (the app records each prediction after its answer has left): "
+              "`phishing_app_predictions_total` after the `/api/predict` steps against the answers.", ""]
+    for n, t in targets.items():
+        c = t.get("counting")
+        if c:
+            lines.append(f"- {t['what']}: {c['counted']} counted for {c['answered']} answered "
+                         f"(+{c['in_flight_at_deadlines']} in flight when oha stopped), settled "
+                         f"{c['settled_after_s']} s after the last step")
+    lines.append("")
+    (ROOT / "benchmarks/load.md").write_text("\n".join(lines))
 
 
 if __name__ == "__main__":
