@@ -10,7 +10,7 @@ step "toolchain (rust-toolchain.toml: pinned compiler, rustfmt, clippy, wasm32-w
 rustup show active-toolchain
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-step "system tools: Chromium (UI test), Prometheus/promtool (metrics), Node (playwright-core), Vagrant, Redis (the spin-up store test)"
+step "system tools: Chromium (UI test), Prometheus/promtool (metrics), Node (playwright-core), Vagrant, Redis (the spin-up store test), a registry and containerd (the shim check)"
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v promtool >/dev/null || missing+=(prometheus)
@@ -18,6 +18,8 @@ command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 command -v vagrant >/dev/null || missing+=(vagrant)
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+[ -e /usr/lib/x86_64-linux-gnu/libseccomp.so.2 ] || [ -e /lib/x86_64-linux-gnu/libseccomp.so.2 ] || missing+=(libseccomp2)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -25,6 +27,22 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The Debian package also starts a Prometheus server where systemd runs; the checks start their own.
+# containerd >= 1.7.7 pulls Spin's OCI artifacts (bookworm has 1.6.20): Debian trixie's package,
+# downloaded with a private package list and unpacked (not installed) under the cache.
+CONTAINERD_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/phishing-spin/containerd"
+if [ ! -x "$CONTAINERD_DIR/usr/bin/containerd" ]; then
+    apt_dir="$(mktemp -d)"
+    mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+    echo "deb http://deb.debian.org/debian trixie main" >"$apt_dir/sources.list"
+    apt_opts=(-o Dir::Etc::SourceList="$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o Dir::State::Lists="$apt_dir/lists" -o Dir::Cache="$apt_dir/cache" -o APT::Sandbox::User=root)
+    apt-get "${apt_opts[@]}" update -qq
+    (cd "$apt_dir" && apt-get "${apt_opts[@]}" download containerd >/dev/null)
+    mkdir -p "$CONTAINERD_DIR"
+    dpkg-deb -x "$apt_dir"/containerd_*.deb "$CONTAINERD_DIR"
+    rm -rf "$apt_dir"
+fi
+export CONTAINERD_BIN_DIR="$CONTAINERD_DIR/usr/bin"
 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 # kubectl (for `kubectl kustomize`), Kubernetes schemas, JSON Schema, YAML: the manifest checks.
 python3 -m pip install --quiet --disable-pip-version-check -r kubernetes/requirements.txt
@@ -58,6 +76,9 @@ node tests/browser/ui.test.mjs
 step "Kubernetes manifests: render, schemas, cross-references, Prometheus rules, a real scrape"
 python3 kubernetes/check.py --scrape
 python3 -m unittest discover -s kubernetes -p 'test_*.py'
+
+step "SpinKube runtime: every SpinApp of every overlay under containerd + containerd-shim-spin (kubernetes/shim_check.py)"
+python3 kubernetes/shim_check.py
 
 step "fuzz smoke (cargo-fuzz/libFuzzer, 15 s per target): lib-ml and both components' request handling"
 # model_service_request builds tract with coverage instrumentation (about 7 minutes cold).
