@@ -340,38 +340,6 @@ fn bad_requests_get_json_errors_quoting_the_problem() {
 }
 
 #[test]
-fn model_service_down_is_a_502_and_counted() {
-    // The app alone, like its pod when the model-service is gone.
-    let host = load(HostOptions {
-        components: Some(vec!["app".into()]),
-        ..Default::default()
-    });
-    let t = Instant::now();
-    let r = post(&host, "/api/predict", &json!({ "url": LEGIT }));
-    assert_eq!(r.status, 502, "{:?}", r.body);
-    assert!(
-        t.elapsed() < Duration::from_secs(2),
-        "fails fast: {:?}",
-        t.elapsed()
-    );
-    let v = r.json().unwrap();
-    assert_eq!(v["kind"], "unreachable");
-    assert!(v["error"].as_str().unwrap().contains("unreachable"), "{v}");
-    let s = metrics(&host);
-    assert_eq!(
-        m(
-            &s,
-            "phishing_app_model_service_errors_total{version=\"local\",kind=\"unreachable\"}"
-        ),
-        1.0
-    );
-    // The version endpoint still answers, without a model version.
-    let v = get(&host, "/api/version").json().unwrap();
-    assert_eq!(v["model"]["version"], Value::Null);
-    assert!(v["model"]["error"].as_str().is_some());
-}
-
-#[test]
 fn app_recovers_when_the_model_service_comes_back() {
     // Two "pods" over TCP: the model-service served on a loopback port, the app pointed at it.
     let rt = rt();

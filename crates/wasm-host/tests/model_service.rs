@@ -527,33 +527,3 @@ fn client_errors_are_json_with_the_right_status() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
-
-/// Scores from the wasm component equal native tract scores on the test split.
-#[test]
-fn wasm_scores_equal_native_scores_on_the_test_split() -> anyhow::Result<()> {
-    let Some(dir) = test_support::shared_path("PHISHING_DATA_DIR", "data/phishing") else {
-        return Ok(());
-    };
-    let test = lib_ml::read_dataset(dir.join("test.txt"), lib_ml::ReadMode::Strict)?;
-    let urls: Vec<&str> = test
-        .samples
-        .iter()
-        .map(|s| s.url.as_str())
-        .take(1024)
-        .collect();
-    let native = model_service::model::Classifier::load()?;
-    let mut max_diff = 0f64;
-    for chunk in urls.chunks(256) {
-        let want = native.scores(chunk)?;
-        let got = post("/predict/batch", &json!({ "urls": chunk }).to_string()).json()?;
-        for (p, w) in got["predictions"].as_array().unwrap().iter().zip(want) {
-            max_diff = max_diff.max((p["score"].as_f64().unwrap() - w as f64).abs());
-        }
-    }
-    eprintln!(
-        "wasm vs native on {} test URLs: max |diff| = {max_diff:.2e}",
-        urls.len()
-    );
-    assert!(max_diff <= 1e-5, "found {max_diff} vs expected <= 1e-5");
-    Ok(())
-}

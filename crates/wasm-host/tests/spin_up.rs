@@ -62,7 +62,7 @@ fn built_components(root: &Path) -> bool {
     false
 }
 
-/// The bad-input matrix of `tests/bad_input.rs`, every row, against the real `spin up`.
+/// The bad-input matrix (`common/bad_input.rs`), every row, against the real `spin up`.
 #[test]
 fn the_bad_input_matrix_holds_on_real_spin() {
     let Some(up) = spin_up() else { return };
@@ -387,6 +387,12 @@ fn an_unreachable_model_service_is_a_502_on_spin_up() {
         v["error"].as_str().unwrap().contains("unreachable"),
         "{answer}"
     );
+    // The version endpoint still answers, without a model version.
+    let (status, answer) = request(up.port, "GET", "/api/version", None).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let v: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(v["model"]["version"], Value::Null, "{answer}");
+    assert!(v["model"]["error"].as_str().is_some(), "{answer}");
     // The model-service's own routes are not served by the app's pod.
     let (status, _) = request(up.port, "POST", "/predict", Some(&body)).unwrap();
     assert_eq!(status, 404);

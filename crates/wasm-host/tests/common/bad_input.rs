@@ -1,7 +1,7 @@
 //! The bad-input matrix: every row is one hostile or broken request to either component, and the
 //! answer it must get — a JSON 4xx whose message names the problem; never a 5xx, a panic or a
-//! hang. The table is the test; read it top to bottom. `tests/bad_input.rs` runs it against the
-//! components in the host, `tests/spin_up.rs` against the real `spin up`.
+//! hang. The table is the test; read it top to bottom. `tests/spin_up.rs` runs it against the
+//! real `spin up`.
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
