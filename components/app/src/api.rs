@@ -212,8 +212,9 @@ pub fn build_info(deployment: &str) -> BuildInfo {
     }
 }
 
-/// Every route and its methods. Unknown paths are 404, other methods 405.
-pub const ROUTES: &[(&str, &[&str])] = &[
+/// Every route and its methods. Unknown paths are 404, other methods 405 (`api_policy::route`,
+/// the rule both components share).
+pub const ROUTES: api_policy::Routes = &[
     ("/", &["GET"]),
     ("/index.html", &["GET"]),
     ("/static/app.css", &["GET"]),
@@ -230,31 +231,16 @@ pub const ROUTES: &[(&str, &[&str])] = &[
 
 /// Routes and answers one request. Never panics on client input.
 pub fn handle(req: Request<'_>, env: &dyn Env) -> Response {
-    let path = if req.path.len() > 1 {
-        req.path.strip_suffix('/').unwrap_or(req.path)
-    } else {
-        req.path
+    let path = match api_policy::route(ROUTES, req.method, req.path, "") {
+        Ok(path) => path,
+        Err(e) => {
+            let r = Response::error(e.status, e.message);
+            return match e.allow {
+                Some(allow) => r.header("allow", &allow),
+                None => r,
+            };
+        }
     };
-    let Some((_, methods)) = ROUTES.iter().find(|(p, _)| *p == path) else {
-        let shown: String = req.path.chars().take(200).collect();
-        return Response::error(404, format!("no route for `{shown}`"));
-    };
-    let method = if req.method == "HEAD" {
-        "GET"
-    } else {
-        req.method
-    };
-    if !methods.contains(&method) {
-        let allowed = methods.join(", ");
-        return Response::error(
-            405,
-            format!(
-                "method `{}` is not allowed on `{path}`; allowed: {allowed}",
-                req.method
-            ),
-        )
-        .header("allow", &allowed);
-    }
     match path {
         "/" | "/index.html" => {
             let r = page(Response::new(200, "text/html; charset=utf-8", INDEX_HTML));

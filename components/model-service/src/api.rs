@@ -59,8 +59,9 @@ impl Response {
 /// A failed request: status and message.
 type Fail = (u16, String);
 
-/// Every route: path, allowed methods. Unknown paths are 404, known paths with another method 405.
-pub const ROUTES: &[(&str, &[&str])] = &[
+/// Every route: path, allowed methods. Unknown paths are 404, known paths with another method 405
+/// (`api_policy::route`, the rule both components share).
+pub const ROUTES: api_policy::Routes = &[
     ("/predict", &["POST"]),
     ("/predict/batch", &["POST"]),
     ("/model", &["GET"]),
@@ -74,34 +75,14 @@ pub const ROUTES: &[(&str, &[&str])] = &[
 
 /// Routes and answers one request. Never panics on client input.
 pub fn handle(req: Request<'_>) -> Response {
-    let path = req
-        .path
-        .strip_suffix('/')
-        .filter(|p| !p.is_empty())
-        .unwrap_or(req.path);
-    let Some((_, methods)) = ROUTES.iter().find(|(p, _)| *p == path) else {
-        return Response::error(
-            404,
-            format!("no route for `{}`; see GET /openapi.json", req.path),
-        );
+    let path = match api_policy::route(ROUTES, req.method, req.path, "; see GET /openapi.json") {
+        Ok(path) => path,
+        Err(e) => {
+            let mut r = Response::error(e.status, e.message);
+            r.headers.extend(e.allow.map(|a| ("allow".to_string(), a)));
+            return r;
+        }
     };
-    let method = if req.method == "HEAD" {
-        "GET"
-    } else {
-        req.method
-    };
-    if !methods.contains(&method) {
-        let mut r = Response::error(
-            405,
-            format!(
-                "method `{}` is not allowed on `{path}`; allowed: {}",
-                req.method,
-                methods.join(", ")
-            ),
-        );
-        r.headers.push(("Allow".into(), methods.join(", ")));
-        return r;
-    }
     let result = match path {
         "/predict" => json_body(&req).and_then(|v| predict(&v)),
         "/predict/batch" => json_body(&req).and_then(|v| predict_batch(&v)),

@@ -139,10 +139,69 @@ pub fn url_value<'v>(v: &'v Value, field: &str) -> Result<&'v str, Problem> {
     Ok(url)
 }
 
+/// A component's routes: each path and the methods it allows.
+pub type Routes<'r> = &'r [(&'r str, &'r [&'r str])];
+
+/// A request no route takes: 404 (unknown path) or 405 (known path, other method; `allow` lists
+/// the methods for the `Allow` header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unrouted {
+    /// 404 or 405.
+    pub status: u16,
+    /// A sentence quoting the path or the method.
+    pub message: String,
+    /// For a 405: the allowed methods, comma-separated.
+    pub allow: Option<String>,
+}
+
+/// The route `path` takes (one trailing slash ignored) if it allows `method` (`HEAD` counts as
+/// `GET`). `hint` ends the 404 message (e.g. where the routes are listed).
+pub fn route<'r>(routes: Routes<'r>, method: &str, path: &str, hint: &str) -> Result<&'r str, Unrouted> {
+    let wanted = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    let Some((found, methods)) = routes.iter().find(|(p, _)| *p == wanted) else {
+        return Err(Unrouted {
+            status: 404,
+            message: format!("no route for `{}`{hint}", shorten(path, 200)),
+            allow: None,
+        });
+    };
+    let as_get = if method == "HEAD" { "GET" } else { method };
+    if !methods.contains(&as_get) {
+        let allow = methods.join(", ");
+        return Err(Unrouted {
+            status: 405,
+            message: format!(
+                "method `{}` is not allowed on `{found}`; allowed: {allow}",
+                shorten(method, 20)
+            ),
+            allow: Some(allow),
+        });
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn routing() {
+        let routes: Routes = &[("/", &["GET"]), ("/predict", &["POST"])];
+        assert_eq!(route(routes, "POST", "/predict/", ""), Ok("/predict"));
+        assert_eq!(route(routes, "HEAD", "/", ""), Ok("/"));
+        let e = route(routes, "GET", "/predict", "").unwrap_err();
+        assert_eq!((e.status, e.allow.as_deref()), (405, Some("POST")));
+        assert!(e.message.contains("method `GET` is not allowed on `/predict`"), "{}", e.message);
+        let long = format!("/{}", "x".repeat(500));
+        let e = route(routes, "GET", &long, "; see GET /openapi.json").unwrap_err();
+        assert_eq!((e.status, e.allow), (404, None));
+        assert!(e.message.ends_with("…`; see GET /openapi.json"), "{}", e.message);
+        assert!(e.message.len() < 300);
+    }
 
     #[test]
     fn bodies() {
