@@ -156,7 +156,12 @@ pub struct Unrouted {
 
 /// The route `path` takes (one trailing slash ignored) if it allows `method` (`HEAD` counts as
 /// `GET`). `hint` ends the 404 message (e.g. where the routes are listed).
-pub fn route<'r>(routes: Routes<'r>, method: &str, path: &str, hint: &str) -> Result<&'r str, Unrouted> {
+pub fn route<'r>(
+    routes: Routes<'r>,
+    method: &str,
+    path: &str,
+    hint: &str,
+) -> Result<&'r str, Unrouted> {
     let wanted = path
         .strip_suffix('/')
         .filter(|p| !p.is_empty())
@@ -195,11 +200,20 @@ mod tests {
         assert_eq!(route(routes, "HEAD", "/", ""), Ok("/"));
         let e = route(routes, "GET", "/predict", "").unwrap_err();
         assert_eq!((e.status, e.allow.as_deref()), (405, Some("POST")));
-        assert!(e.message.contains("method `GET` is not allowed on `/predict`"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("method `GET` is not allowed on `/predict`"),
+            "{}",
+            e.message
+        );
         let long = format!("/{}", "x".repeat(500));
         let e = route(routes, "GET", &long, "; see GET /openapi.json").unwrap_err();
         assert_eq!((e.status, e.allow), (404, None));
-        assert!(e.message.ends_with("…`; see GET /openapi.json"), "{}", e.message);
+        assert!(
+            e.message.ends_with("…`; see GET /openapi.json"),
+            "{}",
+            e.message
+        );
         assert!(e.message.len() < 300);
     }
 

@@ -376,6 +376,62 @@ impl Signal {
     }
 }
 
+/// Where a URL's parts lie, as byte ranges of the text: the one reading of a URL's boundaries,
+/// shared by [`split_url`] (which validates and normalizes the parts) and the explanation (which
+/// marks them in the text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlSpans {
+    /// The scheme with its `://`, if one was given (letters first, then letters, digits, `+-.`).
+    pub scheme: Option<std::ops::Range<usize>>,
+    /// `user[:password]` with its `@`.
+    pub userinfo: Option<std::ops::Range<usize>>,
+    /// The host as typed (a bracketed IPv6 address with its brackets).
+    pub host: std::ops::Range<usize>,
+    /// The port with its `:` — or, after a bracketed host, whatever text stands before the rest
+    /// (no port when it does not start with `:`).
+    pub port: Option<std::ops::Range<usize>>,
+    /// Where the rest starts: the first `/`, `?`, `#` or `\\` after the host (or the end).
+    pub rest: usize,
+}
+
+/// The spans of `url`'s parts (see [`UrlSpans`]); `None` for an unclosed `[` in the host. No
+/// scheme: a leading `//` is skipped and the host starts after it.
+pub fn url_spans(url: &str) -> Option<UrlSpans> {
+    let (scheme, start) = match url.find("://") {
+        Some(i)
+            if i > 0
+                && url[..i]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+                && url.as_bytes()[0].is_ascii_alphabetic() =>
+        {
+            (Some(0..i + 3), i + 3)
+        }
+        _ => (None, if url.starts_with("//") { 2 } else { 0 }),
+    };
+    let rest = url[start..]
+        .find(['/', '?', '#', '\\'])
+        .map_or(url.len(), |i| start + i);
+    let (userinfo, host_start) = match url[start..rest].rfind('@') {
+        Some(i) => (Some(start..start + i + 1), start + i + 1),
+        None => (None, start),
+    };
+    let hostport = &url[host_start..rest];
+    let host_end = if hostport.starts_with('[') {
+        host_start + hostport.find(']')? + 1
+    } else {
+        hostport.rfind(':').map_or(rest, |i| host_start + i)
+    };
+    let port = (host_end < rest).then_some(host_end..rest);
+    Some(UrlSpans {
+        scheme,
+        userinfo,
+        host: host_start..host_end,
+        port,
+        rest,
+    })
+}
+
 /// A URL's parts as a browser would take them, without validating more than that.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UrlParts {
@@ -396,38 +452,16 @@ pub struct UrlParts {
 /// the host holds characters no host can (spaces, `<`, quotes, ...).
 pub fn split_url(url: &str) -> Option<UrlParts> {
     let url = url.trim();
-    let (scheme, after) = match url.find("://") {
-        Some(i)
-            if i > 0
-                && url[..i]
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-                && url.as_bytes()[0].is_ascii_alphabetic() =>
-        {
-            (Some(url[..i].to_ascii_lowercase()), &url[i + 3..])
-        }
-        _ => (None, url.strip_prefix("//").unwrap_or(url)),
-    };
-    let end = after.find(['/', '?', '#', '\\']).unwrap_or(after.len());
-    let (authority, rest) = after.split_at(end);
-    let (userinfo, hostport) = match authority.rfind('@') {
-        Some(i) => (Some(authority[..i].to_string()), &authority[i + 1..]),
-        None => (None, authority),
-    };
-    let (host, port) = if hostport.starts_with('[') {
-        match hostport.find(']') {
-            Some(i) => (
-                &hostport[..=i],
-                hostport[i + 1..].strip_prefix(':').map(str::to_string),
-            ),
-            None => return None,
-        }
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p.to_string())),
-            None => (hostport, None),
-        }
-    };
+    let sp = url_spans(url)?;
+    let scheme = sp
+        .scheme
+        .map(|r| url[r.start..r.end - 3].to_ascii_lowercase());
+    let userinfo = sp.userinfo.map(|r| url[r.start..r.end - 1].to_string());
+    let host = &url[sp.host.clone()];
+    let port = sp
+        .port
+        .and_then(|r| url[r].strip_prefix(':').map(str::to_string));
+    let rest = &url[sp.rest..];
     // One trailing dot is the root (`example.com.`); an empty label anywhere else is no host.
     if host.contains("..") {
         return None;

@@ -65,29 +65,23 @@ pub struct Explanation {
     pub parts: Vec<Part>,
 }
 
-/// The kind of each part of `url` (normalized, lower-cased) as byte ranges.
+/// The kind of each part of `url` (normalized, lower-cased) as byte ranges, by the boundaries
+/// the analysis reads ([`crate::analysis::url_spans`]): host labels and path segments one by one.
 fn split_parts(url: &str) -> Vec<(&'static str, usize, usize)> {
+    let Some(sp) = crate::analysis::url_spans(url) else {
+        return vec![("host", 0, url.len())];
+    };
     let mut out = Vec::new();
-    let mut at = 0;
-    if let Some(i) = url.find("://") {
-        out.push(("scheme", 0, i + 3));
-        at = i + 3;
+    let scheme_end = sp.scheme.as_ref().map_or(0, |r| r.end);
+    // The scheme with `://`, or a leading `//` without one.
+    let first = sp.userinfo.as_ref().map_or(sp.host.start, |r| r.start);
+    if first > 0 {
+        out.push(("scheme", 0, first.max(scheme_end)));
     }
-    let end = url[at..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| at + i);
-    let authority = &url[at..end];
-    let host_start = match authority.rfind('@') {
-        Some(i) => {
-            out.push(("userinfo", at, at + i + 1));
-            at + i + 1
-        }
-        None => at,
-    };
-    let (host_end, port) = match url[host_start..end].rfind(':') {
-        Some(i) if !url[host_start..end].starts_with('[') => (host_start + i, true),
-        _ => (end, false),
-    };
+    if let Some(r) = sp.userinfo {
+        out.push(("userinfo", r.start, r.end));
+    }
+    let (host_start, host_end) = (sp.host.start, sp.host.end);
     let mut label_start = host_start;
     for (i, _) in url[host_start..host_end].match_indices('.') {
         out.push(("host", label_start, host_start + i + 1));
@@ -96,10 +90,10 @@ fn split_parts(url: &str) -> Vec<(&'static str, usize, usize)> {
     if label_start < host_end {
         out.push(("host", label_start, host_end));
     }
-    if port {
-        out.push(("port", host_end, end));
+    if let Some(r) = sp.port {
+        out.push(("port", r.start, r.end));
     }
-    let mut at = end;
+    let mut at = sp.rest;
     let query = url[at..].find(['?', '#']).map_or(url.len(), |i| at + i);
     while at < query {
         let next = url[at + 1..query].find('/').map_or(query, |i| at + 1 + i);
