@@ -342,6 +342,20 @@ def runtime_config_toml(pod: Pod, redis_port: int) -> str | None:
     return "\n".join(lines) + "\n"
 
 
+def wire(docs, pod: Pod, pods: list[Pod], bad) -> dict:
+    """`pod`'s environment with every Service URL pointed at the loopback port of the container
+    standing for the workload that Service reaches; `bad` hears of a Service that reaches none."""
+    env = dict(pod.env)
+    for var, (svc, url) in pod.service_vars.items():
+        target = target_of(docs, svc, pod, pods)
+        target_pod = next((p for p in pods if p.name == target), None)
+        if target_pod is None:
+            bad(f"SpinApp/{pod.name} variable `{var}`: Service/{svc['metadata']['name']} selects no SpinApp")
+            continue
+        env[f"SPIN_VARIABLE_{var.upper()}"] = f"http://127.0.0.1:{target_pod.port}{url.path}"
+    return env
+
+
 def exercise(rt: Runtime, docs: list[dict], pods: list[Pod], spin: dict, where: str, problems: list[str]) -> dict:
     """Runs every pod of one overlay and asks it what the cluster would. Returns start times."""
     bad = lambda m: problems.append(f"{where}: {m}")  # noqa: E731
@@ -349,14 +363,7 @@ def exercise(rt: Runtime, docs: list[dict], pods: list[Pod], spin: dict, where: 
         pod.port = check.free_port()
     starts = {}
     for pod in pods:
-        env = dict(pod.env)
-        for var, (svc, url) in pod.service_vars.items():
-            target = target_of(docs, svc, pod, pods)
-            target_pod = next((p for p in pods if p.name == target), None)
-            if target_pod is None:
-                bad(f"SpinApp/{pod.name} variable `{var}`: Service/{svc['metadata']['name']} selects no SpinApp")
-                continue
-            env[f"SPIN_VARIABLE_{var.upper()}"] = f"http://127.0.0.1:{target_pod.port}{url.path}"
+        env = wire(docs, pod, pods, bad)
         try:
             starts[pod.name] = rt.run(pod, env, runtime_config_toml(pod, rt.redis_port))
         except RuntimeError as e:
@@ -460,10 +467,7 @@ def exercise_keep(rt: Runtime, docs, pods) -> dict:
         pod.port = check.free_port()
     starts = {}
     for pod in pods:
-        env = dict(pod.env)
-        for var, (svc, url) in pod.service_vars.items():
-            target = next(p for p in pods if p.name == target_of(docs, svc, pod, pods))
-            env[f"SPIN_VARIABLE_{var.upper()}"] = f"http://127.0.0.1:{target.port}{url.path}"
+        env = wire(docs, pod, pods, lambda m: sys.exit(f"shim bench: {m}"))
         starts[pod.name] = round(rt.run(pod, env, runtime_config_toml(pod, rt.redis_port)), 2)
     return starts
 
