@@ -356,18 +356,25 @@ def wire(docs, pod: Pod, pods: list[Pod], bad) -> dict:
     return env
 
 
-def exercise(rt: Runtime, docs: list[dict], pods: list[Pod], spin: dict, where: str, problems: list[str]) -> dict:
-    """Runs every pod of one overlay and asks it what the cluster would. Returns start times."""
-    bad = lambda m: problems.append(f"{where}: {m}")  # noqa: E731
+def start_pods(rt: Runtime, docs, pods: list[Pod], bad) -> dict:
+    """Starts every pod on a port of its own, wired as in the cluster, and leaves them running;
+    returns their start times (`bad` hears of a pod that does not start)."""
     for pod in pods:
         pod.port = check.free_port()
     starts = {}
     for pod in pods:
         env = wire(docs, pod, pods, bad)
         try:
-            starts[pod.name] = rt.run(pod, env, runtime_config_toml(pod, rt.redis_port))
+            starts[pod.name] = round(rt.run(pod, env, runtime_config_toml(pod, rt.redis_port)), 2)
         except RuntimeError as e:
             bad(str(e))
+    return starts
+
+
+def exercise(rt: Runtime, docs: list[dict], pods: list[Pod], spin: dict, where: str, problems: list[str]) -> dict:
+    """Runs every pod of one overlay and asks it what the cluster would. Returns start times."""
+    bad = lambda m: problems.append(f"{where}: {m}")  # noqa: E731
+    starts = start_pods(rt, docs, pods, bad)
     owned_by = {c: routes_of(spin, c) for c in component_ids(spin)}
     for pod in pods:
         if pod.name not in starts:
@@ -443,7 +450,10 @@ def bench(rt: Runtime) -> dict:
         ms.port = check.free_port()
         results["starts_s"].append(round(rt.run(ms, ms.env, None), 2))
         rt.stop_container(f"{ms.name}-{ms.port}")
-    starts = exercise_keep(rt, docs, pods)
+    def fail(message: str) -> None:
+        sys.exit(f"shim bench: {message}")
+
+    starts = start_pods(rt, docs, pods, fail)
     app = next(p for p in pods if p.name == "app-v1")
     for port, route in ((ms.port, "/predict"), (app.port, "/api/predict")):
         for clients in (1, 16):
@@ -459,17 +469,6 @@ def bench(rt: Runtime) -> dict:
                   f"p50 / p90 / p99 {step['p50_ms']} / {step['p90_ms']} / {step['p99_ms']} ms")
     results["pod_starts_s"] = starts
     return results
-
-
-def exercise_keep(rt: Runtime, docs, pods) -> dict:
-    """Starts `pods` wired as in the cluster and leaves them running."""
-    for pod in pods:
-        pod.port = check.free_port()
-    starts = {}
-    for pod in pods:
-        env = wire(docs, pod, pods, lambda m: sys.exit(f"shim bench: {m}"))
-        starts[pod.name] = round(rt.run(pod, env, runtime_config_toml(pod, rt.redis_port)), 2)
-    return starts
 
 
 def main() -> int:

@@ -243,12 +243,12 @@ fn send(
         OutgoingBody::finish(out_body, None)
             .map_err(|e| CallError::Unreachable(format!("sending the request failed: {e:?}")))
     };
-    let mut unsent = Some((stream, out_body));
-    if written_first {
-        if let Some((stream, out_body)) = unsent.take() {
-            finish(stream, out_body)?;
-        }
-    }
+    let unsent = if written_first {
+        finish(stream, out_body)?;
+        None
+    } else {
+        Some((stream, out_body))
+    };
     let options = RequestOptions::new();
     // Hosts that support them enforce these too; the deadline below holds either way.
     let _ = options.set_connect_timeout(Some(timeout_ns));

@@ -89,6 +89,15 @@ fn metrics(host: &Host) -> BTreeMap<String, f64> {
     samples(std::str::from_utf8(&r.body).unwrap())
 }
 
+/// How many keys of the `default` store start with `prefix`.
+fn stored_keys(host: &Host, prefix: &str) -> usize {
+    host.key_value()
+        .keys("default")
+        .iter()
+        .filter(|k| k.starts_with(prefix))
+        .count()
+}
+
 fn m(s: &BTreeMap<String, f64>, key: &str) -> f64 {
     *s.get(key)
         .unwrap_or_else(|| panic!("no sample `{key}` in {s:#?}"))
@@ -172,12 +181,7 @@ fn predict_chains_to_the_model_service() {
     );
     // One store write per prediction: the histograms carry no `_sum` (see the app README).
     assert!(!s.keys().any(|k| k.contains("_sum{")), "{s:?}");
-    let writes = host
-        .key_value()
-        .keys("default")
-        .iter()
-        .filter(|k| k.starts_with("metrics:"))
-        .count();
+    let writes = stored_keys(&host, "metrics:");
     assert!(writes <= 2, "two predictions, {writes} keys");
 }
 
@@ -555,13 +559,7 @@ fn concurrent_requests_are_all_counted_exactly() {
         n_predict as f64
     );
     // Every feedback row is stored under its own key: none lost to a concurrent write.
-    let rows = host
-        .key_value()
-        .keys("default")
-        .into_iter()
-        .filter(|k| k.starts_with("feedback:row:"))
-        .count();
-    assert_eq!(rows, n_feedback);
+    assert_eq!(stored_keys(&host, "feedback:row:"), n_feedback);
 }
 
 #[test]
@@ -706,11 +704,7 @@ fn failing_store_still_serves_predictions() {
     assert_eq!(get(&host, "/metrics").status, 503);
     host.key_value().set_failing(false);
     // Nothing was half-written: no row, no sequence number.
-    assert!(host
-        .key_value()
-        .keys("default")
-        .iter()
-        .all(|k| !k.starts_with("feedback")));
+    assert_eq!(stored_keys(&host, "feedback"), 0);
     // The prediction made while the store failed is not counted (its loss is in the app's log).
     let s = metrics(&host);
     let served: f64 = s

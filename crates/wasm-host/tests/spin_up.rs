@@ -45,6 +45,20 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `probe()` every 20 ms until `done` holds of its answer, for at most `seconds` (at least one
+/// try); the last answer. The app counts after its answer has left, so a read of its counters may
+/// come a moment early.
+fn eventually<T>(seconds: u64, mut probe: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let answer = probe();
+        if done(&answer) || Instant::now() >= deadline {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn built_components(root: &Path) -> bool {
     let missing: Vec<String> = ["app.wasm", "model_service.prewarmed.wasm"]
         .iter()
@@ -290,10 +304,11 @@ fn redis_stopping_mid_run_on_spin_up() {
     let url = "http://paypal.com.verify-account.tk/signin";
     assert_eq!(predict(url).0, 200);
     assert_eq!(feedback(url).0, 201);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !redis.command("KEYS metrics:*").contains("served") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(
+        10,
+        || redis.command("KEYS metrics:*"),
+        |k| k.contains("served"),
+    );
 
     redis.kill();
     let t = Instant::now();
@@ -318,14 +333,7 @@ fn redis_stopping_mid_run_on_spin_up() {
     );
     let answered_201 = 2 + usize::from(status == 201);
     // Spin reconnects by itself; allow it some tries.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let stored = loop {
-        let (status, body) = feedback(url);
-        if status == 201 || Instant::now() > deadline {
-            break (status, body);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let stored = eventually(60, || feedback(url), |(status, _)| *status == 201);
     assert_eq!(
         stored.0, 201,
         "feedback stored again after the store returns: {}",
@@ -351,11 +359,10 @@ fn redis_stopping_mid_run_on_spin_up() {
     );
     // Every prediction is counted, the one made during the outage too (its write waited).
     let predictions = r#"phishing_app_predictions_total{version="local",label="phishing"}"#;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(predictions) != Some(3) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(metric(predictions), Some(3));
+    assert_eq!(
+        eventually(10, || metric(predictions), |n| *n == Some(3)),
+        Some(3)
+    );
 }
 
 /// The app alone (`--component-id app`, like its pod) pointed at a port where nothing listens:
@@ -397,15 +404,12 @@ fn an_unreachable_model_service_is_a_502_on_spin_up() {
     let (status, _) = request(up.port, "POST", "/predict", Some(&body)).unwrap();
     assert_eq!(status, 404);
     let errors = r#"phishing_app_model_service_errors_total{version="local",kind="unreachable"} 1"#;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, text) = request(up.port, "GET", "/metrics", None).unwrap();
-        if text.contains(errors) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{text}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let text = eventually(
+        10,
+        || request(up.port, "GET", "/metrics", None).unwrap().1,
+        |t| t.contains(errors),
+    );
+    assert!(text.contains(errors), "{text}");
 }
 
 /// 8 clients × 10 predictions and 10 feedback clicks on the app at `port`; checks the totals.
@@ -446,12 +450,7 @@ fn count_concurrently(port: u16) {
     // The app counts once its response has left, so the last counts may land a moment after the
     // last answer: wait for them, then check that nothing more arrives.
     let settled = |name: &str, base: i64| -> i64 {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut seen = metric(name) - base;
-        while seen < 80 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-            seen = metric(name) - base;
-        }
+        eventually(10, || metric(name) - base, |n| *n >= 80);
         std::thread::sleep(Duration::from_millis(200));
         metric(name) - base
     };
@@ -658,28 +657,24 @@ fn the_readme_curl_examples_answer_as_documented_on_spin_up() {
         };
         // A GET that reads counters (`/metrics`) may run before the previous request's counts
         // land (the app records them once its answer has left): it is asked again for a while.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let (status, body) = request(up.port, method, &ex.path, ex.json.as_deref()).unwrap();
-            assert_eq!(status, 200, "{method} {}: {body}", ex.path);
-            match check(&body) {
-                Ok(()) => break,
-                Err(e) if method == "POST" || Instant::now() > deadline => panic!("{e}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
+        let (status, body) = eventually(
+            if method == "POST" { 0 } else { 10 },
+            || request(up.port, method, &ex.path, ex.json.as_deref()).unwrap(),
+            |(status, body)| *status != 200 || check(body).is_ok(),
+        );
+        assert_eq!(status, 200, "{method} {}: {body}", ex.path);
+        if let Err(e) = check(&body) {
+            panic!("{e}");
         }
     }
     // Service chaining reached the model-service: the app counted the verdict it served (once
     // its answer had left, so allow it a moment).
     let want = "phishing_app_predictions_total{version=\"local\",label=\"legitimate\"} 1";
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let metrics = loop {
-        let (_, metrics) = request(up.port, "GET", "/metrics", None).unwrap();
-        if metrics.contains(want) || Instant::now() > deadline {
-            break metrics;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let metrics = eventually(
+        10,
+        || request(up.port, "GET", "/metrics", None).unwrap().1,
+        |m| m.contains(want),
+    );
     assert!(metrics.contains(want), "{metrics}");
     // Each component answers its own probe when both run under one `spin up`.
     for path in ["/health", "/v2/health/live", "/v2/health/ready"] {
