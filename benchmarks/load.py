@@ -10,7 +10,10 @@ For every target, `POST /predict` (model-service) and `POST /api/predict` (app �
 not on the peer, which has no app) at 1, 4 and 16 concurrent clients with oha (from crates.io),
 one step after another: requests/s, p50/p90/p99, errors, and the resident memory of the server's
 process tree after each step. Targets run one after another in one invocation, so their ratios are
-comparable even on a noisy machine. Results: benchmarks/load.json and benchmarks/load.md.
+comparable even on a noisy machine. Where the target has both components, the price of one
+chained request is measured too, at one client: `GET /health` (the app alone), `GET /model` (the
+model-service alone, no inference) and `GET /api/version` (the app asking the model-service for
+`/model`: one chained request with next to no work on either side). Results: benchmarks/load.json and benchmarks/load.md.
 
 Targets:
 - `spin-sqlite`: `spin up` (the README's run command; `$SPIN_BIN`, default ../shared/tools/spin)
@@ -40,6 +43,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BODY = json.dumps({"url": "http://paypal.com.verify-account.tk/webscr.php?cmd=_login-run"})
 CLIENTS = [1, 4, 16]
+# The chaining floor: the app alone, the model-service alone, and the app calling the
+# model-service with next to no work on either side (`/api/version` asks for `/model`).
+CHAIN = [("GET /health", "/health"), ("GET /model", "/model"), ("GET /api/version", "/api/version")]
 PEER_VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "phishing-spin/peer-venv"
 
 
@@ -49,9 +55,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def oha(url: str, seconds: int, clients: int) -> dict:
+def oha(url: str, seconds: int, clients: int, method: str = "POST") -> dict:
+    body = ["-H", "content-type: application/json", "-d", BODY] if method == "POST" else []
     cmd = ["oha", "--no-tui", "--output-format", "json", "-z", f"{seconds}s", "-c", str(clients),
-           "-m", "POST", "-H", "content-type: application/json", "-d", BODY, url]
+           "-m", method, *body, url]
     return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
 
 
@@ -218,14 +225,22 @@ def main() -> int:
                                 settled_after_s=round(time.time() - t0, 1), rss_after_kib=tree_rss_kib(pid))
                 print(f"{name:11} counted {now} predictions for {answered} answered (+{in_flight} in flight "
                       f"at deadlines), settled after {counting['settled_after_s']} s", flush=True)
+            chain = {}
+            if "/api/predict" in routes:
+                for label, route in CHAIN:
+                    oha(t.base + route, 1, 1, "GET")
+                    chain[label] = summary(oha(t.base + route, args.seconds, 1, "GET"))
+                    print(f"{name:11} {label:17} c= 1: {chain[label]['requests_per_second']:7.1f} req/s  "
+                          f"p50 {chain[label]['p50_ms']:7.2f} ms", flush=True)
             results["targets"][name] = {"what": what, "rss_start_kib": rss_start, "steps": steps,
-                                        "counting": counting}
+                                        "counting": counting, "chain": chain}
         finally:
             t.stop()
     (ROOT / "benchmarks/load.json").write_text(json.dumps(results, indent=2) + "\n")
     write_markdown(results)
     print("wrote benchmarks/load.json and benchmarks/load.md")
-    return 0 if all(s["errors"] == 0 for t in results["targets"].values() for s in t["steps"]) else 1
+    return 0 if all(s["errors"] == 0 for t in results["targets"].values()
+                    for s in t["steps"] + list(t["chain"].values())) else 1
 
 
 def write_markdown(results: dict) -> None:
@@ -252,6 +267,16 @@ def write_markdown(results: dict) -> None:
                              f"{s['requests_per_second']:g}/s, {s['p50_ms']:g} / {s['p90_ms']:g} / {s['p99_ms']:g}"
                              + (f", **{s['errors']} errors**" if s["errors"] else ""))
             lines.append(f"| `{route}` | {clients} | " + " | ".join(cells) + " |")
+    chained = {n: t["chain"] for n, t in targets.items() if t.get("chain")}
+    if chained:
+        lines += ["", "The price of one chained request, one client, p50 in ms: the app alone, the "
+                  "model-service alone, and the app asking the model-service for `/model` (next to no "
+                  "work on either side); \"added\" is what the chain adds to the direct call.", "",
+                  "| target | `GET /health` (app) | `GET /model` (model-service) | `GET /api/version` (app → `/model`) | added |",
+                  "| --- | --- | --- | --- | --- |"]
+        for n, c in chained.items():
+            h, m, v = (c[label]["p50_ms"] for label, _ in CHAIN)
+            lines.append(f"| {targets[n]['what']} | {h:g} | {m:g} | {v:g} | {v - m:.2f} ({v / m:.2f}×) |")
     lines += ["", "Resident memory of the server's process tree (MiB): after start / most during the steps.", ""]
     for n, t in targets.items():
         peak = max(s["rss_kib"] for s in t["steps"])
