@@ -5,17 +5,20 @@ use std::path::PathBuf;
 fn main() {
     // A 256 KiB stack instead of Rust's 1 MiB default for wasm. The stack comes first in linear
     // memory, right below the constants and the built-in model file, whose memory serves a
-    // request's allocations once the snapshot is taken (src/arena.rs); Spin keeps the first
+    // request's allocations once the snapshot is taken (src/tuning/arena.rs); Spin keeps the first
     // 2 MiB of memory resident between instances, so each KiB the stack does not reserve is a
     // KiB of request memory that is not faulted in again per request. Inference, JSON and
     // the HTTP glue keep their large data on the heap; a stack overflow traps (the stack
     // grows down towards address 0), it cannot corrupt memory.
-    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("wasm32") {
+    // Part of the wasm tuning (the `tuning` feature, see src/tuning).
+    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("wasm32")
+        && std::env::var_os("CARGO_FEATURE_TUNING").is_some()
+    {
         println!("cargo:rustc-link-arg-cdylib=-zstack-size=262144");
     }
 
     // `GET /openapi.json` answers with compact JSON anyway; built in as written, the document's
-    // indentation was 8 KB of the component.
+    // indentation would be bytes of the component for nothing.
     println!("cargo:rerun-if-changed=openapi.json");
     println!("cargo:rerun-if-changed=build.rs");
     let doc = std::fs::read_to_string("openapi.json").expect("openapi.json is readable");

@@ -1,10 +1,10 @@
 //! The model-service's allocator (arena + model heap + system, as the component layers them) under
 //! any sequence of alloc / alloc_zeroed / realloc / dealloc, before and after the heap hands over
-//! to the arena: live blocks never overlap and keep their contents (`model_service::alloc_check`).
+//! to the arena: live blocks never overlap and keep their contents (`model_service::tuning::alloc_check`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use model_service::alloc_check::{run, Op, Region};
+use model_service::tuning::alloc_check::{run, Op, Region};
 
 /// Four bytes an op: kind, two bytes of size (or pick), one of alignment / size.
 fn ops(data: &[u8]) -> Vec<Op> {

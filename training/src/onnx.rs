@@ -371,19 +371,37 @@ pub fn export_ngram(model: &crate::ngram::NgramModel, version: &str, path: &Path
     Ok(bytes.len())
 }
 
-/// Scores `urls` with an exported n-gram model (ONNX or NNEF) through tract, one URL a run.
+/// Scores `urls` with an exported n-gram model through tract, one URL a run: an NNEF file with
+/// the model-service's own inference code (`inference::Classifier`, what every request runs), an
+/// ONNX file with tract's ONNX reader.
 pub fn tract_ngram_scores(
     path: &Path,
     nnef: bool,
     encoder: &lib_ml::encoder::UrlEncoder,
     urls: &[&str],
 ) -> Result<Vec<f32>> {
+    if nnef {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+        let card = inference::Card {
+            name: "export check".into(),
+            version: String::new(),
+            threshold: 0.5,
+            bands: None,
+        };
+        let c = inference::Classifier::from_graph(
+            inference::read_nnef(&bytes)?,
+            encoder.clone(),
+            card,
+        )?;
+        let mut out = Vec::with_capacity(urls.len());
+        for chunk in urls.chunks(inference::MAX_BATCH) {
+            out.extend(c.scores(chunk)?);
+        }
+        return Ok(out);
+    }
     let w = encoder.width();
-    let model = if nnef {
-        tract_nnef::nnef().model_for_path(path)?
-    } else {
-        tract_onnx::onnx().model_for_path(path)?.into_typed()?
-    };
+    let model = tract_onnx::onnx().model_for_path(path)?.into_typed()?;
     let batch = model.sym("batch");
     let plan = model
         .set_symbols(&std::collections::HashMap::from([(batch, 1.to_dim())]))?

@@ -229,8 +229,8 @@ fn send(
         .map_err(|_| CallError::Unreachable("request body unavailable".into()))?;
     // The whole body is written before the request is handed over, so head and body leave in
     // one write: sent after the head, a small body waits out the model-service's delayed
-    // acknowledgement (40 ms on Linux) whenever the head has gone out first (measured app →
-    // model-service over loopback: p99 46.6 ms, 145 requests/s at one client).
+    // acknowledgement (40 ms on Linux) whenever the head has gone out first (what it cost under
+    // the shim: benchmarks/README.md).
     let stream = out_body
         .write()
         .map_err(|_| CallError::Unreachable("request body stream unavailable".into()))?;

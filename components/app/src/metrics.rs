@@ -7,7 +7,7 @@
 //! everything about it at once — its label, the bucket of its score, the bucket of the
 //! model-service's round trip and the set of reasons shown — so the verdict counters, both
 //! histograms and the reason counters come from one write (each write is a committed transaction
-//! in Spin's default SQLite store, about 0.6 ms here). The histograms therefore have no `_sum`:
+//! in Spin's default SQLite store; its price: benchmarks/README.md). The histograms therefore have no `_sum`:
 //! an exact sum would be a second write per request. The store is shared by every instance (and,
 //! in the cluster, every pod), so the values are the totals of the whole application — see the
 //! app README, "Metrics with several pods". Counters are kept per deployment version (the

@@ -1,16 +1,15 @@
 //! The model-service Spin component: phishing-URL inference with tract, inside wasm.
 //!
-//! `api` holds the whole HTTP API as plain functions, `model` the built-in model. The Spin handler,
-//! the `phishing:classifier` WIT export and the `wizer-initialize` hook (build-time snapshot of the
-//! loaded model) live in `component`, compiled only for wasm.
+//! Read it as: Spin's HTTP trigger (`component`, wasm only) → `api` (the whole HTTP API as plain
+//! functions) → `model` (the built-in model, an `inference::Classifier`) → JSON. The wasm tuning
+//! that makes fresh instances cheap and the component small is apart, in `tuning`, behind the
+//! `tuning` cargo feature (on by default, so `spin build` has it).
 #![deny(missing_docs)]
 
-#[cfg(not(target_arch = "wasm32"))]
-pub mod alloc_check;
 pub mod api;
-pub mod arena;
 pub mod model;
-mod reader;
+#[cfg(feature = "tuning")]
+pub mod tuning;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

@@ -31,7 +31,7 @@ fn misses(c: &Classifier, file: &str, phishing: bool) -> (usize, Vec<String>) {
 
 #[test]
 fn real_sign_in_pages_score_legitimate() {
-    let c = Classifier::load().unwrap();
+    let c = model_service::model::load().unwrap();
     let (n, wrong) = misses(&c, "login-pages.txt", false);
     assert!(n >= 50, "the list must hold at least 50 pages, holds {n}");
     eprintln!(
@@ -46,7 +46,7 @@ fn real_sign_in_pages_score_legitimate() {
 
 #[test]
 fn classic_tricks_score_phishing() {
-    let c = Classifier::load().unwrap();
+    let c = model_service::model::load().unwrap();
     let (n, wrong) = misses(&c, "tricks.txt", true);
     eprintln!(
         "{} of {n} tricks scored legitimate: {wrong:#?}",
@@ -60,7 +60,7 @@ fn classic_tricks_score_phishing() {
 
 #[test]
 fn the_analysis_behind_a_score_names_the_real_site() {
-    let c = Classifier::load().unwrap();
+    let c = model_service::model::load().unwrap();
     let out = c
         .scores_with_analysis(&["https://appleid.apple.com.secure-id-check.com/"])
         .unwrap();
@@ -72,7 +72,7 @@ fn the_analysis_behind_a_score_names_the_real_site() {
 
 #[test]
 fn explanations_add_up_and_point_at_the_real_site() {
-    let c = Classifier::load().unwrap();
+    let c = model_service::model::load().unwrap();
     let url = "https://appleid.apple.com.secure-id-check.com/signin";
     let (score, a, e) = c.explain(&[url]).unwrap().remove(0);
     assert_eq!(a.registrable_domain.as_deref(), Some("secure-id-check.com"));
@@ -110,7 +110,7 @@ fn the_explanation_uses_the_models_own_terms() {
     // The terms behind the reasons and the attribution are weight x value of each input id, the
     // same weights training wrote (`model/ngram-weights.bin`): so parts + reasons + the bias are
     // the logit, up to the signals too weak to be reasons.
-    let c = Classifier::load().unwrap();
+    let c = model_service::model::load().unwrap();
     let raw = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../model/ngram-weights.bin"

@@ -8,9 +8,8 @@ use spin_sdk::http::{Fields, OutgoingBody, OutgoingResponse, ResponseOutparam};
 /// Spin's SDK sets the response first and writes its body after. When the request ran a store
 /// call (Spin runs SQLite on a blocking thread, which moves the request's task between the
 /// runtime's threads), the server can send the head before the body exists; on a kept-alive
-/// connection the body then waits out the client's delayed acknowledgement, 40 ms on Linux
-/// (measured on `spin up`: `GET /health` 42.8 ms → 0.47 ms). Written first, head and body leave
-/// together. `head` (a `HEAD` request) sends the headers only.
+/// connection the body then waits out the client's delayed acknowledgement (40 ms on Linux;
+/// what it cost: benchmarks/README.md). Written first, head and body leave together. `head` (a `HEAD` request) sends the headers only.
 pub fn respond(
     out: ResponseOutparam,
     status: u16,

@@ -11,9 +11,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::json;
 use std::time::Instant;
-use wasm_host::host::{
-    bare_store, engine_with, incoming_request, linker, Allocation, State, WasmtimeContext,
-};
+use wasm_host::dispatch::incoming_request;
+use wasm_host::engine::{engine_with, linker, Allocation, WasmtimeContext};
+use wasm_host::state::{bare_store, State};
 use wasm_host::{Host, HostOptions};
 use wasmtime::component::Component;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -95,7 +95,7 @@ fn main() -> Result<()> {
 
     // Native tract, same code as the component.
     let t = Instant::now();
-    let native = model_service::model::Classifier::load()?;
+    let native = model_service::model::load()?;
     let native_load = t.elapsed().as_secs_f64();
 
     // The pre-initialized component through the WIT interface, one warm instance.
@@ -234,7 +234,7 @@ fn main() -> Result<()> {
         .pooling_allocator_metrics()
         .map(|m| m.unused_memory_bytes_resident());
     // Where one request's allocations went: the arena in memory Spin keeps resident, or the
-    // general allocator (see components/model-service/src/arena.rs).
+    // general allocator (see components/model-service/src/tuning/arena.rs).
     let allocations = {
         let mut store = bare_store(host.engine());
         let inst = rt.block_on(pre.instantiate_async(&mut store))?;
@@ -271,7 +271,71 @@ fn main() -> Result<()> {
         Ok(())
     })?;
 
+    // The same service built without its wasm tuning (`--no-default-features`, see
+    // components/model-service/src/tuning), when `benchmarks/tuning.sh` has built it: warm and
+    // fresh-instance calls in alternation with the tuned component, page faults, size.
+    let untuned_path =
+        root.join("target/wasm32-wasip2/component/model_service.untuned.prewarmed.wasm");
+    let tuning = if untuned_path.exists() {
+        let t = Instant::now();
+        let untuned = Component::from_file(host.engine(), &untuned_path)
+            .ctx(|| untuned_path.display().to_string())?;
+        let untuned_compile = t.elapsed().as_secs_f64();
+        let untuned_pre = ModelServicePre::new(host.linker().instantiate_pre(&untuned)?)?;
+        let mut untuned_store = host.new_store("model-service");
+        let untuned_instance = rt.block_on(untuned_pre.instantiate_async(&mut untuned_store))?;
+        let untuned_classifier = untuned_instance.phishing_classifier_classifier();
+        let [on_warm, off_warm, on_fresh, off_fresh] = interleaved(
+            5,
+            40,
+            [
+                &mut || {
+                    rt.block_on(classifier.call_classify(&mut store, &one))?
+                        .map_err(anyhow::Error::msg)?;
+                    Ok(())
+                },
+                &mut || {
+                    rt.block_on(untuned_classifier.call_classify(&mut untuned_store, &one))?
+                        .map_err(anyhow::Error::msg)?;
+                    Ok(())
+                },
+                &mut || fresh_call(host.engine(), &pre),
+                &mut || fresh_call(host.engine(), &untuned_pre),
+            ],
+        )?;
+        let off_faults = faults_per_fresh_call(host.engine(), &untuned_pre)?;
+        let off_bytes = std::fs::metadata(&untuned_path)?.len();
+        println!(
+            "tuning on / off: warm one URL {:.3} / {:.3} ms; fresh instance + WIT call {:.3} / {:.3} ms; \
+             page faults per fresh call {:?} / {:?}; component {} / {} bytes; compiled in {:.2} / {:.2} s",
+            on_warm * 1e3,
+            off_warm * 1e3,
+            on_fresh * 1e3,
+            off_fresh * 1e3,
+            faults_spin_default,
+            off_faults,
+            loaded.size_bytes,
+            off_bytes,
+            loaded.compile_seconds,
+            untuned_compile
+        );
+        json!({
+            "on": { "warm_one_url_ms": on_warm * 1e3, "fresh_instance_wit_one_url_ms": on_fresh * 1e3,
+                    "page_faults_per_fresh_call": faults_spin_default, "component_bytes": loaded.size_bytes },
+            "off": { "warm_one_url_ms": off_warm * 1e3, "fresh_instance_wit_one_url_ms": off_fresh * 1e3,
+                     "page_faults_per_fresh_call": off_faults, "component_bytes": off_bytes,
+                     "compile_s": untuned_compile },
+        })
+    } else {
+        println!(
+            "tuning on / off: not measured (`{}` is not built; benchmarks/tuning.sh builds it)",
+            untuned_path.display()
+        );
+        serde_json::Value::Null
+    };
+
     let r = json!({
+        "tuning": tuning,
         "native": { "model_load_ms": native_load * 1e3, "one_url_ms": native_one * 1e3, "batch32_ms": native_32 * 1e3 },
         "wasm_wit_warm": { "one_url_ms": wasm_one * 1e3, "batch32_ms": wasm_32 * 1e3 },
         "ratio_wasm_vs_native": { "one_url": wasm_one / native_one, "batch32": wasm_32 / native_32 },

@@ -16,7 +16,8 @@
 //! shows in the profile too; the guest's functions are in the `[JIT]` object.
 
 use anyhow::{Context, Result};
-use wasm_host::host::{bare_store, linker};
+use wasm_host::engine::linker;
+use wasm_host::state::bare_store;
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, ProfilingStrategy};
 

@@ -15,6 +15,9 @@
 //! ```
 #![deny(missing_docs)]
 
+mod chaining;
+pub mod dispatch;
+pub mod engine;
 pub mod host;
 pub mod kv;
 pub mod manifest;
@@ -22,5 +25,6 @@ pub mod outbound;
 pub mod prewarm;
 pub mod routes;
 pub mod serve;
+pub mod state;
 
 pub use host::{Host, HostOptions, TestResponse};

@@ -1,7 +1,7 @@
 //! Build-time pre-initialization: run the component's `wizer-initialize` export once and snapshot
 //! the initialized memory into a new component, so every instance starts with the model loaded.
 
-use crate::host::{engine, linker, WasmtimeContext};
+use crate::engine::{engine, linker, WasmtimeContext};
 use anyhow::{Context, Result};
 use std::path::Path;
 
@@ -11,7 +11,7 @@ pub async fn prewarm(input: &Path, output: &Path) -> Result<()> {
         std::fs::read(input).with_context(|| format!("failed to read `{}`", input.display()))?;
     let engine = engine()?;
     let linker = linker(&engine)?;
-    let mut store = crate::host::bare_store(&engine);
+    let mut store = crate::state::bare_store(&engine);
     let mut wizer = wasmtime_wizer::Wizer::new();
     // Keep the export: without it the snapshot is not a valid component any more.
     wizer.keep_init_func(true);

@@ -201,7 +201,7 @@ fn fresh_classifier(
     rt: &tokio::runtime::Runtime,
     wasm: &str,
 ) -> anyhow::Result<(
-    wasmtime::Store<wasm_host::host::State>,
+    wasmtime::Store<wasm_host::state::State>,
     exports::phishing::classifier::classifier::Guest,
 )> {
     let path = test_support::workspace_root()
@@ -217,7 +217,7 @@ fn fresh_classifier(
 #[test]
 fn a_request_allocates_only_from_memory_spin_keeps_resident() -> anyhow::Result<()> {
     // Once the snapshot is taken, a request's allocations come from the arena in the model
-    // file's old memory (components/model-service/src/arena.rs), low in memory where Spin's
+    // file's old memory (components/model-service/src/tuning/arena.rs), low in memory where Spin's
     // pooling allocator keeps pages resident between instances. A fresh instance's inference
     // must fit in it; a batch of 256 may overflow into the general allocator, counted.
     let rt = rt();
@@ -233,8 +233,8 @@ fn a_request_allocates_only_from_memory_spin_keeps_resident() -> anyhow::Result<
     );
     // Everything the request allocated and the model's own small blocks (which requests read
     // and write: graph nodes, operators, reference counts) lie in that resident memory.
-    let wasm_host::host::Allocation::Pooling { keep_resident } =
-        wasm_host::host::Allocation::SPIN_DEFAULT
+    let wasm_host::engine::Allocation::Pooling { keep_resident } =
+        wasm_host::engine::Allocation::SPIN_DEFAULT
     else {
         unreachable!("Spin pools instances")
     };
@@ -282,12 +282,13 @@ fn calling_the_snapshot_hook_again_changes_nothing() -> anyhow::Result<()> {
     let classifier = instance.phishing_classifier_classifier();
     // One URL a call: a batch overflows the arena (see the allocation test above).
     let urls = vec!["http://paypal.com.verify-account.tk/webscr.php?cmd=_login".to_string()];
-    let scores = |store: &mut wasmtime::Store<wasm_host::host::State>| -> anyhow::Result<Vec<f32>> {
-        let predictions = rt
-            .block_on(classifier.call_classify(&mut *store, &urls))?
-            .map_err(anyhow::Error::msg)?;
-        Ok(predictions.iter().map(|p| p.score).collect())
-    };
+    let scores =
+        |store: &mut wasmtime::Store<wasm_host::state::State>| -> anyhow::Result<Vec<f32>> {
+            let predictions = rt
+                .block_on(classifier.call_classify(&mut *store, &urls))?
+                .map_err(anyhow::Error::msg)?;
+            Ok(predictions.iter().map(|p| p.score).collect())
+        };
     let before = scores(&mut store)?;
     let used = rt.block_on(classifier.call_allocations(&mut store))?;
     rt.block_on(instance.call_wizer_initialize(&mut store))?;

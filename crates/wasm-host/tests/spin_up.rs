@@ -109,7 +109,7 @@ fn spin_up_serves_the_scores_native_inference_gives() {
         .take(1024)
         .collect();
     assert_eq!(urls.len(), 1024);
-    let native = model_service::model::Classifier::load().unwrap();
+    let native = model_service::model::load().unwrap();
     let mut max_diff = 0f32;
     for chunk in urls.chunks(256) {
         let body = serde_json::json!({ "urls": chunk }).to_string();

@@ -1,13 +1,14 @@
-//! Runs a sequence of allocations against the component's allocator ([`Layered`]: arena, block
-//! heap, system) over a region of its own, the way the component uses it: the heap serves while
-//! the model is built, then [`hand_over`](Layered::hand_over) seals it and starts the arena. After
+//! Runs a sequence of allocations against the component's allocator
+//! ([`Layered`](crate::tuning::arena::Layered): arena, block heap, system) over a region of its own, the
+//! way the component uses it: the heap serves while the model is built, then
+//! [`hand_over`](crate::tuning::arena::Layered::hand_over) seals it and starts the arena. After
 //! every step it checks what a caller relies on: live blocks are aligned, never overlap, and keep
 //! their contents; zeroed blocks are zero; a moved block keeps its prefix.
 //!
 //! The property test in `arena`'s tests and the `allocator` fuzz target both drive it. Native
-//! only: the component never runs it (built in, its code and messages cost 11.7 KB).
+//! only: the component never runs it (built in, its code and messages would cost bytes).
 
-use crate::arena::{Arena, BlockHeap, Layered};
+use crate::tuning::arena::{Arena, BlockHeap, Layered};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::AtomicBool;
 

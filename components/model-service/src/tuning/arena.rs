@@ -685,7 +685,7 @@ mod tests {
     // in place and overwrote the next arena block.
     #[test]
     fn an_arena_block_grown_where_the_heap_once_reached_moves_instead_of_overwriting() {
-        use crate::alloc_check::{run, Op, Region};
+        use crate::tuning::alloc_check::{run, Op, Region};
         let build = [Op::Alloc {
             size: 100,
             align_log2: 3,
@@ -722,7 +722,7 @@ mod tests {
     }
 
     mod combined {
-        use crate::alloc_check::{run, Op, Region};
+        use crate::tuning::alloc_check::{run, Op, Region};
         use proptest::prelude::*;
 
         fn op(max_size: usize) -> impl Strategy<Value = Op> {

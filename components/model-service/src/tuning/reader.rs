@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn reads_the_released_model_as_the_full_reader_does() {
-        let c = crate::model::Classifier::load().unwrap();
+        let c = crate::model::load().unwrap();
         let w = c.encoder.width();
         let rows: Vec<(Vec<i64>, Vec<f32>)> = [
             "http://a.com/",
