@@ -115,6 +115,15 @@ fn main() -> Result<()> {
     let classifier = instance.phishing_classifier_classifier();
     let one = vec![URL.to_string()];
     let body = json!({ "url": URL }).to_string();
+    // One WIT `classify` call on an instance that already exists (a warm one).
+    let classify = |store: &mut wasmtime::Store<State>,
+                    c: &exports::phishing::classifier::classifier::Guest,
+                    urls: &[String]|
+     -> Result<()> {
+        rt.block_on(c.call_classify(store, urls))?
+            .map_err(anyhow::Error::msg)?;
+        Ok(())
+    };
 
     // `/predict` through the component's HTTP handler, called in this thread (no dispatch task):
     // on one warm instance (Spin never reuses an instance; this isolates what HTTP handling
@@ -186,11 +195,7 @@ fn main() -> Result<()> {
             40,
             [
                 &mut || native.scores(&[URL]).map(drop),
-                &mut || {
-                    rt.block_on(classifier.call_classify(&mut store, &one))?
-                        .map_err(anyhow::Error::msg)?;
-                    Ok(())
-                },
+                &mut || classify(&mut store, classifier, &one),
                 &mut || {
                     let r = rt.block_on(host.request(
                         "POST",
@@ -249,9 +254,7 @@ fn main() -> Result<()> {
         2,
         6,
         [&mut || native.scores(&batch_refs).map(drop), &mut || {
-            rt.block_on(classifier.call_classify(&mut store, &batch))?
-                .map_err(anyhow::Error::msg)?;
-            Ok(())
+            classify(&mut store, classifier, &batch)
         }],
     )?;
 
@@ -289,16 +292,8 @@ fn main() -> Result<()> {
             5,
             40,
             [
-                &mut || {
-                    rt.block_on(classifier.call_classify(&mut store, &one))?
-                        .map_err(anyhow::Error::msg)?;
-                    Ok(())
-                },
-                &mut || {
-                    rt.block_on(untuned_classifier.call_classify(&mut untuned_store, &one))?
-                        .map_err(anyhow::Error::msg)?;
-                    Ok(())
-                },
+                &mut || classify(&mut store, classifier, &one),
+                &mut || classify(&mut untuned_store, untuned_classifier, &one),
                 &mut || fresh_call(host.engine(), &pre),
                 &mut || fresh_call(host.engine(), &untuned_pre),
             ],
