@@ -483,21 +483,36 @@ mod tests {
         );
     }
 
-    #[test]
-    fn allocations_are_aligned_disjoint_and_inside_the_region() {
-        let mut buffer = vec![0u8; 4096];
-        let a = arena(&mut buffer);
+    /// Allocates a block of each (size, align), checks that each is aligned and `owns` it, and
+    /// that no two overlap; returns the blocks as (address, size).
+    fn aligned_disjoint_owned(
+        cases: &[(usize, usize)],
+        alloc: impl Fn(Layout) -> Option<*mut u8>,
+        owns: impl Fn(*mut u8) -> bool,
+    ) -> Vec<(usize, usize)> {
         let mut blocks = Vec::new();
-        for (size, align) in [(3, 1), (8, 8), (1, 16), (100, 4), (7, 64)] {
-            let p = a.alloc(layout(size, align)).unwrap();
+        for &(size, align) in cases {
+            let p = alloc(layout(size, align)).unwrap();
             assert_eq!(p as usize % align, 0);
-            assert!(a.owns(p));
+            assert!(owns(p));
             blocks.push((p as usize, size));
         }
         blocks.sort();
         for w in blocks.windows(2) {
             assert!(w[0].0 + w[0].1 <= w[1].0, "{blocks:?} overlap");
         }
+        blocks
+    }
+
+    #[test]
+    fn allocations_are_aligned_disjoint_and_inside_the_region() {
+        let mut buffer = vec![0u8; 4096];
+        let a = arena(&mut buffer);
+        aligned_disjoint_owned(
+            &[(3, 1), (8, 8), (1, 16), (100, 4), (7, 64)],
+            |l| a.alloc(l),
+            |p| a.owns(p),
+        );
     }
 
     #[test]
@@ -564,17 +579,11 @@ mod tests {
     fn heap_blocks_are_aligned_disjoint_and_inside_the_region() {
         let mut buffer = vec![0u8; 1 << 20];
         let h = heap(&mut buffer);
-        let mut blocks = Vec::new();
-        for (size, align) in [(1, 1), (24, 8), (17, 1), (100, 4), (8, 64), (MAX_BLOCK, 8)] {
-            let p = h.alloc(layout(size, align)).unwrap();
-            assert_eq!(p as usize % align, 0);
-            assert!(h.owns(p));
-            blocks.push((p as usize, size));
-        }
-        blocks.sort();
-        for w in blocks.windows(2) {
-            assert!(w[0].0 + w[0].1 <= w[1].0, "{blocks:?} overlap");
-        }
+        let blocks = aligned_disjoint_owned(
+            &[(1, 1), (24, 8), (17, 1), (100, 4), (8, 64), (MAX_BLOCK, 8)],
+            |l| h.alloc(l),
+            |p| h.owns(p),
+        );
         assert!(h.used() >= blocks.iter().map(|b| b.1).sum::<usize>());
     }
 
