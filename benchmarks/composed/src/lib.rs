@@ -29,6 +29,9 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     Ok(Response::builder()
         .status(200)
         .header("content-type", "application/json")
-        .body(format!("{{\"label\":\"{label}\",\"score\":{}}}", p[0].score))
+        .body(format!(
+            "{{\"label\":\"{label}\",\"score\":{}}}",
+            p[0].score
+        ))
         .build())
 }
