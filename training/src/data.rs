@@ -92,6 +92,8 @@ pub struct SourceReport {
     pub dropped_in_val_or_test: usize,
     /// Malformed rows skipped.
     pub skipped: usize,
+    /// Rows left out because they are on a hosting service (`skip_hosted`).
+    pub hosted_left_out: usize,
 }
 
 /// The host of a URL as the source split hashes it: lower case, without scheme, user, port and
@@ -166,6 +168,20 @@ pub fn add_sources(
             (ds.samples, ds.skipped.len())
         };
         let samples = evenly_spaced(samples, source.max_rows);
+        let before = samples.len();
+        let samples: Vec<Sample> = if source.skip_hosted {
+            let analyzer = lib_ml::analysis::UrlAnalyzer::default();
+            samples
+                .into_iter()
+                .filter(|s| {
+                    let a = analyzer.analyze(&lib_ml::analysis::normalize_url(&s.url));
+                    !(a.private_suffix || a.free_hosting)
+                })
+                .collect()
+        } else {
+            samples
+        };
+        let hosted_left_out = before - samples.len();
         let val_before = splits[1].samples.len();
         let mut report = SourceReport {
             file: path
@@ -179,6 +195,7 @@ pub fn add_sources(
             val: [0, 0],
             dropped_in_val_or_test: 0,
             skipped,
+            hosted_left_out,
         };
         for s in samples {
             if held.contains(&s.url) {
@@ -362,11 +379,13 @@ mod tests {
                 file: dir.join("extra.txt"),
                 kind: "urls".into(),
                 max_rows: 0,
+                skip_hosted: false,
             },
             SourceParams {
                 file: dir.join("domains.txt"),
                 kind: "domains".into(),
                 max_rows: 0,
+                skip_hosted: false,
             },
         ];
         let reports = add_sources(&mut splits, &sources, 0)?;
@@ -398,6 +417,7 @@ mod tests {
             file: dir.join("big.txt"),
             kind: "urls".into(),
             max_rows: 10,
+            skip_hosted: false,
         };
         let r = add_sources(&mut splits, &[source], 0)?;
         assert_eq!(r[0].train[0] + r[0].val[0], 10);
@@ -405,12 +425,50 @@ mod tests {
             file: dir.join("nope.txt"),
             kind: "urls".into(),
             max_rows: 0,
+            skip_hosted: false,
         };
         let err = add_sources(&mut splits, &[missing], 0).unwrap_err();
         assert!(
             format!("{err:#}").contains("nope.txt` does not exist"),
             "{err:#}"
         );
+        std::fs::remove_dir_all(dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn skip_hosted_leaves_out_rows_on_hosting_services_only() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("data-hosted-{}", std::process::id()));
+        let mut splits = three_splits(&dir);
+        let rows = "legitimate\thttps://my-project.github.io/docs/\n\
+                    legitimate\thttp://someone.weebly.com/\n\
+                    legitimate\thttps://www.example-project.org/\n\
+                    legitimate\thttps://github.com/someone/project\n";
+        std::fs::write(dir.join("hosted.txt"), rows)?;
+        let mut source = SourceParams {
+            file: dir.join("hosted.txt"),
+            kind: "urls".into(),
+            max_rows: 0,
+            skip_hosted: true,
+        };
+        let r = add_sources(&mut splits, std::slice::from_ref(&source), 0)?;
+        assert_eq!(r[0].hosted_left_out, 2);
+        assert_eq!(r[0].train[0] + r[0].val[0], 2);
+        let added: Vec<&str> = splits[0].samples[1..]
+            .iter()
+            .chain(&splits[1].samples[1..])
+            .map(|s| s.url.as_str())
+            .collect();
+        assert!(
+            added
+                .iter()
+                .all(|u| !u.contains("github.io") && !u.contains("weebly")),
+            "{added:?}"
+        );
+        source.skip_hosted = false;
+        let mut splits = three_splits(&dir);
+        let r = add_sources(&mut splits, &[source], 0)?;
+        assert_eq!((r[0].hosted_left_out, r[0].train[0] + r[0].val[0]), (0, 4));
         std::fs::remove_dir_all(dir)?;
         Ok(())
     }

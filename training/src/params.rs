@@ -85,6 +85,11 @@ pub struct SourceParams {
     /// Keep at most this many rows, evenly spaced through the file (0 = all).
     #[serde(default)]
     pub max_rows: usize,
+    /// Leave out rows on a hosting service (a Public Suffix List private-section suffix such
+    /// as `github.io`, or `lib_ml::analysis::FREE_HOSTING`): for a source that holds one
+    /// label only, whose hosted rows would teach that a hosting service means that label.
+    #[serde(default)]
+    pub skip_hosted: bool,
 }
 
 /// The original char-CNN's sizes, the defaults of `[model]`.

@@ -165,8 +165,8 @@ impl Run {
         let mut report = data::check(&splits)?;
         for s in &sources {
             self.log(&format!(
-                "source {}: train +{} legitimate +{} phishing, val +{} legitimate +{} phishing, {} dropped (in val/test), {} skipped",
-                s.file, s.train[0], s.train[1], s.val[0], s.val[1], s.dropped_in_val_or_test, s.skipped
+                "source {}: train +{} legitimate +{} phishing, val +{} legitimate +{} phishing, {} dropped (in val/test), {} left out (hosted), {} skipped",
+                s.file, s.train[0], s.train[1], s.val[0], s.val[1], s.dropped_in_val_or_test, s.hosted_left_out, s.skipped
             ));
         }
         report.sources = sources;
