@@ -1,6 +1,7 @@
 //! The released model on pages it was never trained on: real sign-in pages of widely used
 //! services must score legitimate, the classic tricks phishing (`model/checks/`, written before
-//! model 2.0.0 was trained). A floor, not a list of exceptions: 90% of each list.
+//! model 2.0.0 was trained, and consulted for 2.0.0's design). A floor, not a list of
+//! exceptions: 90% of each list.
 
 use model_service::model::Classifier;
 
