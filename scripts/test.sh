@@ -10,7 +10,7 @@ step "toolchain (rust-toolchain.toml: pinned compiler, rustfmt, clippy, wasm32-w
 rustup show active-toolchain
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-step "system tools: Chromium (UI test), Prometheus/promtool (metrics), Node (playwright-core), Vagrant, Redis (the spin-up store test), a registry and containerd (the shim check)"
+step "system tools: Chromium (UI test), Prometheus/promtool (metrics), Node (playwright-core), Vagrant, Redis (the spin-up store test), a registry and containerd (the shim check), procps"
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v promtool >/dev/null || missing+=(prometheus)
@@ -18,6 +18,8 @@ command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 command -v vagrant >/dev/null || missing+=(vagrant)
 command -v redis-server >/dev/null || missing+=(redis-server)
+# kill and ps: the spin-up tests stop `spin up` and its trigger as one process group.
+{ command -v ps && { [ -x /usr/bin/kill ] || [ -x /bin/kill ]; }; } >/dev/null || missing+=(procps)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 [ -e /usr/lib/x86_64-linux-gnu/libseccomp.so.2 ] || [ -e /lib/x86_64-linux-gnu/libseccomp.so.2 ] || missing+=(libseccomp2)
 if ((${#missing[@]})); then

@@ -11,6 +11,7 @@ mod bad_input;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,9 +23,38 @@ struct SpinUp {
     _state: TempDir,
 }
 
+impl SpinUp {
+    /// The process group `spin up` leads (it is started as the leader of its own).
+    fn group(&self) -> String {
+        format!("-{}", self.child.id())
+    }
+}
+
+/// Whether any process of `group` (`-<pgid>`) is alive.
+fn group_alive(group: &str) -> bool {
+    Command::new("kill")
+        .args(["-0", "--", group])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 impl Drop for SpinUp {
+    /// `spin up` runs the app in a child process (`spin trigger http`) that it stops on SIGTERM;
+    /// killing `spin up` alone would leave the trigger serving, orphaned. So the whole group
+    /// gets SIGTERM, and SIGKILL whatever is left after 10 s.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = self.group();
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while group_alive(&group) && Instant::now() < deadline {
+            let _ = self.child.try_wait();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -390,6 +420,9 @@ fn an_unreachable_model_service_is_a_502_on_spin_up() {
     );
     let v: Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(v["kind"], "unreachable", "{answer}");
+    // `spin up` and the trigger it runs are one process group, stopped as one.
+    let trigger = eventually(10, || group_size(&up), |&n| n >= 2);
+    assert!(trigger >= 2, "spin up and its trigger: {trigger} processes");
     assert!(
         v["error"].as_str().unwrap().contains("unreachable"),
         "{answer}"
@@ -410,6 +443,30 @@ fn an_unreachable_model_service_is_a_502_on_spin_up() {
         |t| t.contains(errors),
     );
     assert!(text.contains(errors), "{text}");
+    // Nothing outlives the harness: no orphaned trigger keeps serving the port.
+    let (group, port) = (up.group(), up.port);
+    drop(up);
+    assert!(
+        !group_alive(&group),
+        "processes of group {group} outlived spin up"
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "port {port} still served"
+    );
+}
+
+/// How many processes `up`'s group holds.
+fn group_size(up: &SpinUp) -> usize {
+    let pgid = up.child.id().to_string();
+    let out = Command::new("ps")
+        .args(["-o", "pgid=", "-e"])
+        .output()
+        .expect("ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.trim() == pgid)
+        .count()
 }
 
 /// 8 clients × 10 predictions and 10 feedback clicks on the app at `port`; checks the totals.
@@ -505,6 +562,7 @@ fn spin_up_opts(
     }
     cmd.envs(env.iter().copied());
     let child = cmd
+        .process_group(0)
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log))
         .spawn()
