@@ -168,10 +168,14 @@ fn reason_for(signal: Signal, a: &Analysis, scheme_given: bool, weight: f32) -> 
                 Signal::KnownTier1 => "10,000",
                 _ => "100,000",
             };
-            (
-                "known_domain",
-                format!("{site} is a widely used site (among the top {top})."),
-            )
+            // The model may weigh a tier toward phishing (its n-grams on known domains carry
+            // the rest): then the words must not read as reassurance.
+            let message = if weight > 0.0 {
+                format!("{site} is among the top {top} sites; that alone does not make a link safe.")
+            } else {
+                format!("{site} is a widely used site (among the top {top}).")
+            };
+            ("known_domain", message)
         }
         Signal::BrandInSubdomain => (
             "domain_mismatch",
@@ -330,6 +334,28 @@ mod tests {
         };
         assert!(message("http://a.com/").starts_with("The link is http://"));
         assert!(message("a.com/x").contains("gives no scheme"));
+    }
+
+    #[test]
+    fn a_known_domain_reads_as_reassurance_only_when_it_pushed_toward_legitimate() {
+        let a = Analysis {
+            registrable_domain: Some("example.org".into()),
+            ..Analysis::default()
+        };
+        let toward_legitimate = reason_for(Signal::KnownTier2, &a, true, -0.4).unwrap();
+        assert_eq!(
+            toward_legitimate.message,
+            "example.org is a widely used site (among the top 100,000)."
+        );
+        let toward_phishing = reason_for(Signal::KnownTier2, &a, true, 0.4).unwrap();
+        assert!(
+            toward_phishing
+                .message
+                .contains("alone does not make a link safe"),
+            "{}",
+            toward_phishing.message
+        );
+        assert_eq!(toward_phishing.code, toward_legitimate.code);
     }
 
     #[test]
