@@ -48,6 +48,7 @@ impl Drop for SpinUp {
         let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while group_alive(&group) && Instant::now() < deadline {
+            // Reaps `spin up` once it exits: a zombie leader still counts as alive.
             let _ = self.child.try_wait();
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -420,13 +421,13 @@ fn an_unreachable_model_service_is_a_502_on_spin_up() {
     );
     let v: Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(v["kind"], "unreachable", "{answer}");
-    // `spin up` and the trigger it runs are one process group, stopped as one.
-    let trigger = eventually(10, || group_size(&up), |&n| n >= 2);
-    assert!(trigger >= 2, "spin up and its trigger: {trigger} processes");
     assert!(
         v["error"].as_str().unwrap().contains("unreachable"),
         "{answer}"
     );
+    // `spin up` and the trigger it runs are one process group, stopped as one.
+    let trigger = eventually(10, || group_size(&up), |&n| n >= 2);
+    assert!(trigger >= 2, "spin up and its trigger: {trigger} processes");
     // The version endpoint still answers, without a model version.
     let (status, answer) = request(up.port, "GET", "/api/version", None).unwrap();
     assert_eq!(status, 200, "{answer}");
