@@ -96,7 +96,8 @@ fn run(cli: Cli) -> Result<()> {
             .unwrap_or(std::path::Path::new("."))
             .join("phishing-extra")
     });
-    let mut run = Run::new(params, &cli.out, !cli.quiet)?;
+    let fresh_log = matches!(cli.stage, Stage::Train | Stage::All);
+    let mut run = Run::new(params, &cli.out, !cli.quiet, fresh_log)?;
     let splits = run.check()?;
     if cli.stage == Stage::Holdout {
         run.holdout(&splits, &extra_dir)?;

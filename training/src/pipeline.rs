@@ -81,14 +81,18 @@ pub struct TrainingRecord {
 }
 
 impl Run {
-    /// Prepares the output directory (created if needed; must be writable).
-    pub fn new(params: Params, out: &Path, progress: bool) -> Result<Run> {
+    /// Prepares the output directory (created if needed; must be writable). With `fresh_log`
+    /// (a run that trains new weights) the log starts over, so that it tells the story of the
+    /// model beside it; otherwise (evaluating, the protocol) it is appended to.
+    pub fn new(params: Params, out: &Path, progress: bool, fresh_log: bool) -> Result<Run> {
         std::fs::create_dir_all(out.join("plots"))
             .with_context(|| format!("cannot create output directory `{}`", out.display()))?;
         let log_path = out.join(files::LOG);
         let log = std::fs::OpenOptions::new()
             .create(true)
-            .append(true)
+            .write(true)
+            .append(!fresh_log)
+            .truncate(fresh_log)
             .open(&log_path)
             .with_context(|| format!("output directory `{}` is not writable", out.display()))?;
         Ok(Run {

@@ -76,6 +76,8 @@ fn tiny_pipeline_writes_every_artifact() -> anyhow::Result<()> {
         return Ok(());
     };
     let out = scratch("all");
+    // A log left by an earlier model: training starts it over.
+    std::fs::write(out.join("training.log"), "a line of an earlier model\n")?;
     let o = cli(&[
         "--params",
         &tiny_params(),
@@ -123,6 +125,7 @@ fn tiny_pipeline_writes_every_artifact() -> anyhow::Result<()> {
     }
     let log = std::fs::read_to_string(out.join("training.log"))?;
     assert!(log.contains("epoch  1:"), "{log}");
+    assert!(!log.contains("an earlier model"), "{log}");
 
     // The evaluation protocol: both models on the test split and every held-out source.
     let Some(extra) = test_support::shared_path("PHISHING_EXTRA_DIR", "data/phishing-extra") else {
@@ -141,6 +144,12 @@ fn tiny_pipeline_writes_every_artifact() -> anyhow::Result<()> {
         "holdout",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // The protocol adds to the log of the model it evaluates.
+    let log = std::fs::read_to_string(out.join("training.log"))?;
+    assert!(
+        log.contains("epoch  1:") && log.contains("n-gram baseline:"),
+        "{log}"
+    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("holdout.json"))?)?;
     let sets: Vec<&str> = report["sets"]
@@ -418,6 +427,12 @@ threshold = 0.5
         "holdout",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // The protocol adds to the log of the model it evaluates.
+    let log = std::fs::read_to_string(out.join("training.log"))?;
+    assert!(
+        log.contains("epoch  1:") && log.contains("n-gram baseline:"),
+        "{log}"
+    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("holdout.json"))?)?;
     let models: Vec<&String> = report["models"].as_object().unwrap().keys().collect();

@@ -533,27 +533,43 @@ pub fn web_address(url: &str) -> Result<UrlParts, NotAWebAddress> {
     Ok(parts)
 }
 
-/// `url` as the model reads it: trimmed, and with `http://` in front when it has no scheme
-/// (`paypal.com/signin`, `//cdn.example/x`), as a browser's address bar would take it. Which
-/// rows of a data set happen to lack a scheme says more about who collected them than about
-/// phishing, so training and serving both read every URL this way.
+/// `url` as the model reads it: trimmed, with `http://` in front when it has no scheme
+/// (`paypal.com/signin`, `//cdn.example/x`), as a browser's address bar would take it, and an
+/// empty path written as `/` (`https://a.com` and `https://a.com?q` are `https://a.com/` and
+/// `https://a.com/?q`, as a browser shows them). Which rows of a data set happen to lack a
+/// scheme or a trailing slash says more about who collected them than about phishing, so
+/// training and serving both read every URL this way, and two spellings of one address get one
+/// score.
 pub fn normalize_url(url: &str) -> std::borrow::Cow<'_, str> {
     let url = url.trim();
-    let (scheme, rest) = match split_url(url) {
-        Some(UrlParts { scheme: None, .. }) => ("http://", url.strip_prefix("//").unwrap_or(url)),
-        Some(UrlParts {
-            scheme: Some(_), ..
-        }) => match url.find("://") {
+    let Some(parts) = split_url(url) else {
+        return std::borrow::Cow::Borrowed(url);
+    };
+    let (scheme, rest) = match parts.scheme.as_deref() {
+        None => ("http://", url.strip_prefix("//").unwrap_or(url)),
+        Some(_) => match url.find("://") {
             Some(i) => (&url[..i + 3], &url[i + 3..]),
             None => return std::borrow::Cow::Borrowed(url),
         },
-        None => return std::borrow::Cow::Borrowed(url),
     };
-    if scheme.len() + rest.len() == url.len() && url.starts_with(scheme) {
-        std::borrow::Cow::Borrowed(url)
-    } else {
-        std::borrow::Cow::Owned(format!("{scheme}{rest}"))
+    // Only web schemes have a path that is `/` when empty.
+    let web = matches!(parts.scheme.as_deref(), None | Some("http" | "https"));
+    let slash_at =
+        (web && !parts.rest.starts_with(['/', '\\'])).then(|| rest.len() - parts.rest.len());
+    if scheme.len() + rest.len() == url.len() && url.starts_with(scheme) && slash_at.is_none() {
+        return std::borrow::Cow::Borrowed(url);
     }
+    let mut out = String::with_capacity(scheme.len() + rest.len() + 1);
+    out.push_str(scheme);
+    match slash_at {
+        Some(i) => {
+            out.push_str(&rest[..i]);
+            out.push('/');
+            out.push_str(&rest[i..]);
+        }
+        None => out.push_str(rest),
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Whether `host` is an IP address as browsers read one: IPv6 in brackets, four decimal
@@ -879,9 +895,18 @@ mod tests {
             "http://paypal.com/signin"
         );
         assert_eq!(normalize_url("//cdn.example/x"), "http://cdn.example/x");
-        assert_eq!(normalize_url("https://a.com "), "https://a.com");
-        assert_eq!(normalize_url("www.a.com"), "http://www.a.com");
+        assert_eq!(normalize_url("https://a.com "), "https://a.com/");
+        assert_eq!(normalize_url("www.a.com"), "http://www.a.com/");
         assert_eq!(normalize_url("not a url"), "not a url");
+        // An empty path is `/`, also before a query or fragment, with a port or a user.
+        assert_eq!(normalize_url("https://a.com/"), "https://a.com/");
+        assert_eq!(normalize_url("https://a.com?q=1"), "https://a.com/?q=1");
+        assert_eq!(normalize_url("HTTPS://A.com#top"), "HTTPS://A.com/#top");
+        assert_eq!(normalize_url("a.com:8080"), "http://a.com:8080/");
+        assert_eq!(normalize_url("http://u:p@a.com"), "http://u:p@a.com/");
+        assert_eq!(normalize_url("https://a.com\\x"), "https://a.com\\x");
+        // Other schemes' paths are theirs.
+        assert_eq!(normalize_url("ftp://a.com"), "ftp://a.com");
         assert_eq!(split_url("http://[::1]:80/").unwrap().host, "[::1]");
         for bad in [
             "",

@@ -168,7 +168,7 @@ impl UrlEncoder {
     }
 
     /// The sparse input of `url` and its analysis: (id, value) pairs, ids distinct. The URL is
-    /// read as [`normalize_url`] gives it (no scheme: `http://`).
+    /// read as [`normalize_url`] gives it (no scheme: `http://`; an empty path: `/`).
     pub fn features_with_analysis(&self, url: &str) -> (Vec<(u32, f32)>, Analysis) {
         let url = &*normalize_url(url);
         let analysis = self.analyzer.analyze(url);
