@@ -181,6 +181,9 @@ pub struct TrainingFacts {
     /// Platt scaling (a, c) fitted on validation and folded into the weights, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<(f64, f64)>,
+    /// The weights stored as one-byte codes, and what that changed, if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<crate::ngram::Quantization>,
     /// Peak resident memory of the training process, bytes.
     pub peak_memory_bytes: Option<u64>,
 }

@@ -23,6 +23,7 @@ use lib_ml::ngrams::NgramSpec;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
@@ -214,9 +215,102 @@ pub struct NgramModel {
     pub weights: Vec<f32>,
     /// The bias.
     pub bias: f32,
+    /// `Some(levels)` when the weights are stored as one byte each: every weight is one of these
+    /// 256 values (see [`quantize`](Self::quantize)).
+    pub codebook: Option<Vec<f32>>,
+}
+
+/// What storing the weights as one-byte codes changed, for the log and the card.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Quantization {
+    /// Distinct weight values (one byte a weight).
+    pub levels: usize,
+    /// The largest |weight - stored weight|.
+    pub max_weight_change: f32,
+    /// The mean |weight - stored weight|.
+    pub mean_weight_change: f32,
+    /// The largest change of a validation URL's score.
+    pub max_val_score_change: f32,
+}
+
+/// 256 values for one-byte weights: `±max·(k/127)²` for k in 0..=127 (0 twice), with `max` the
+/// largest |weight|. Squared steps keep the many small n-gram weights fine (the first step is
+/// `max/16129`) and the few large ones (signals, decisive n-grams) within `max/127` of their
+/// value. Chosen over a linear grid (2.7 times the mean score change on validation) and over
+/// k-means, which leaves the rare large weights far from any value.
+pub fn fit_codebook(weights: &[f32]) -> Vec<f32> {
+    let top = weights.iter().fold(0f32, |m, w| m.max(w.abs()));
+    let mut out: Vec<f32> = (-127i32..=127)
+        .map(|k| {
+            let r = k as f32 / 127.0;
+            r.signum() * r * r * top
+        })
+        .collect();
+    out.push(0.0);
+    out
+}
+
+/// The index of the codebook value nearest `w`.
+fn nearest(codebook: &[f32], w: f32) -> u8 {
+    let mut best = 0;
+    for (i, &c) in codebook.iter().enumerate() {
+        if (c - w).abs() < (codebook[best] - w).abs() {
+            best = i;
+        }
+    }
+    best as u8
 }
 
 impl NgramModel {
+    /// Replaces every weight by the nearest of 256 values fitted to them ([`fit_codebook`]), so
+    /// the weights can be stored as one byte each and the model evaluated, exported and served
+    /// as stored. Returns the largest and the mean change of a weight.
+    pub fn quantize(&mut self) -> (f32, f32) {
+        let codebook = fit_codebook(&self.weights);
+        let (mut worst, mut total) = (0f32, 0f64);
+        let mut sorted_book = codebook.clone();
+        sorted_book.sort_by(f32::total_cmp);
+        for w in &mut self.weights {
+            // Binary search in the sorted codebook for the nearest value.
+            let i = sorted_book.partition_point(|&c| c < *w);
+            let stored = [i.checked_sub(1), (i < sorted_book.len()).then_some(i)]
+                .into_iter()
+                .flatten()
+                .map(|j| sorted_book[j])
+                .min_by(|a, b| (a - *w).abs().total_cmp(&(b - *w).abs()))
+                .unwrap_or(0.0);
+            worst = worst.max((stored - *w).abs());
+            total += f64::from((stored - *w).abs());
+            *w = stored;
+        }
+        let mean = (total / self.weights.len().max(1) as f64) as f32;
+        self.codebook = Some(codebook);
+        (worst, mean)
+    }
+
+    /// The weights as one-byte codes into the codebook, when the model is quantized.
+    pub fn weight_codes(&self) -> Option<(Vec<u8>, &[f32])> {
+        let book = self.codebook.as_deref()?;
+        let index: std::collections::HashMap<u32, u8> = book
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, c)| (c.to_bits(), i as u8))
+            .collect();
+        Some((
+            self.weights
+                .iter()
+                .map(|w| {
+                    index
+                        .get(&w.to_bits())
+                        .copied()
+                        .unwrap_or_else(|| nearest(book, *w))
+                })
+                .collect(),
+            book,
+        ))
+    }
+
     /// P(phishing) of a URL's sparse input (`encoder.features`).
     pub fn probability(&self, features: &[(u32, f32)]) -> f32 {
         let logit = self.bias
@@ -250,10 +344,21 @@ impl NgramModel {
             files::BRANDS,
             self.encoder.analyzer().brands.to_text().as_bytes(),
         )?;
-        let mut w: Vec<u8> = Vec::with_capacity(4 * (self.weights.len() + 1));
-        for x in self.weights.iter().chain([&self.bias]) {
-            w.extend(x.to_le_bytes());
-        }
+        // f32: every weight, then the bias (4 bytes each); one-byte codes: a code a weight, then
+        // the 256 codebook values and the bias as f32.
+        let w: Vec<u8> = match self.weight_codes() {
+            Some((codes, book)) => codes
+                .into_iter()
+                .chain(book.iter().flat_map(|c| c.to_le_bytes()))
+                .chain(self.bias.to_le_bytes())
+                .collect(),
+            None => self
+                .weights
+                .iter()
+                .chain([&self.bias])
+                .flat_map(|x| x.to_le_bytes())
+                .collect(),
+        };
         write(files::WEIGHTS, &w)
     }
 
@@ -271,23 +376,31 @@ impl NgramModel {
             &String::from_utf8(read(files::BRANDS)?)?,
         )?;
         let raw = read(files::WEIGHTS)?;
-        let mut all: Vec<f32> = raw
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
-        if all.len() != encoder.vocab_size() + 1 {
+        let n = encoder.vocab_size();
+        let f32_at = |at: usize| f32::from_le_bytes(raw[at..at + 4].try_into().unwrap());
+        if raw.len() == n + 4 * 257 {
+            let book: Vec<f32> = (0..256).map(|k| f32_at(n + 4 * k)).collect();
+            return Ok(NgramModel {
+                weights: raw[..n].iter().map(|&c| book[usize::from(c)]).collect(),
+                bias: f32_at(n + 4 * 256),
+                codebook: Some(book),
+                encoder,
+            });
+        }
+        if raw.len() != 4 * (n + 1) {
             bail!(
-                "`{}` holds {} numbers, expected {}",
+                "`{}` has {} bytes, expected {} (f32 weights and bias) or {} (one-byte codes, 256 values, bias) for {n} ids",
                 files::WEIGHTS,
-                all.len(),
-                encoder.vocab_size() + 1
+                raw.len(),
+                4 * (n + 1),
+                n + 4 * 257
             );
         }
-        let bias = all.pop().unwrap_or_default();
         Ok(NgramModel {
+            weights: (0..n).map(|i| f32_at(4 * i)).collect(),
+            bias: f32_at(4 * n),
+            codebook: None,
             encoder,
-            weights: all,
-            bias,
         })
     }
 }
@@ -433,6 +546,8 @@ pub struct TrainedNgram {
     pub best_epoch: usize,
     /// Platt's (a, c), folded into the weights.
     pub calibration: (f64, f64),
+    /// What storing the weights as one-byte codes changed (`weights = "codebook8"`).
+    pub quantization: Option<Quantization>,
     /// Wall time.
     pub seconds: f64,
 }
@@ -527,15 +642,37 @@ pub fn train(
     let mut weights: Vec<f32> = fitted.weights.iter().map(|&w| (a * w) as f32).collect();
     let pad = encoder.pad_id();
     weights[pad] = 0.0;
+    let mut model = NgramModel {
+        encoder,
+        weights,
+        bias: (a * fitted.bias + c) as f32,
+        codebook: None,
+    };
+    let quantization = (p.weights == "codebook8").then(|| {
+        let before: Vec<f32> = vs.par_iter().map(|x| model.probability(x)).collect();
+        let (max_weight_change, mean_weight_change) = model.quantize();
+        let max_val_score_change = vs
+            .par_iter()
+            .zip(&before)
+            .map(|(x, b)| (model.probability(x) - b).abs())
+            .reduce(|| 0.0, f32::max);
+        let q = Quantization {
+            levels: 256,
+            max_weight_change,
+            mean_weight_change,
+            max_val_score_change,
+        };
+        log(&format!(
+            "weights stored as one-byte codes into 256 values: weight change mean {mean_weight_change:.2e}, largest {max_weight_change:.2e}; largest validation score change {max_val_score_change:.2e}"
+        ));
+        q
+    });
     Ok(TrainedNgram {
-        model: NgramModel {
-            encoder,
-            weights,
-            bias: (a * fitted.bias + c) as f32,
-        },
+        model,
         history: fitted.history,
         best_epoch: fitted.best_epoch,
         calibration: (a, c),
+        quantization,
         seconds: start.elapsed().as_secs_f64(),
     })
 }
@@ -543,6 +680,87 @@ pub fn train(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lib_ml::analysis::Signal;
+
+    fn model_with(weights: Vec<f32>, bits: u32) -> NgramModel {
+        let encoder = UrlEncoder::new(
+            EncoderSpec {
+                ngrams: NgramSpec {
+                    bits,
+                    min_n: 1,
+                    max_n: 3,
+                    max_chars: 100,
+                },
+                ..EncoderSpec::default()
+            },
+            UrlAnalyzer::default(),
+        )
+        .unwrap();
+        assert_eq!(weights.len(), encoder.vocab_size());
+        NgramModel {
+            encoder,
+            weights,
+            bias: -0.25,
+            codebook: None,
+        }
+    }
+
+    #[test]
+    fn one_byte_weights_stay_close_and_survive_a_round_trip() -> Result<()> {
+        // Weights like a trained model's: many small, a few large, both signs, some exactly 0.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let n = (1 << 10) + Signal::ALL.len() + 1;
+        let mut w: Vec<f32> = (0..n)
+            .map(|i| match i % 7 {
+                0 => 0.0,
+                1 => rand::Rng::gen_range(&mut rng, -12.0..12.0),
+                _ => rand::Rng::gen_range(&mut rng, -0.3..0.3),
+            })
+            .collect();
+        w[5] = -16.0;
+        let before = w.clone();
+        let mut m = model_with(w, 10);
+        let (worst, mean) = m.quantize();
+        let book = m.codebook.clone().unwrap();
+        assert_eq!(book.len(), 256);
+        assert!(book.contains(&0.0) && book.contains(&-16.0) && book.contains(&16.0));
+        // Every weight is a codebook value, within half the top step of what it was.
+        for (a, b) in before.iter().zip(&m.weights) {
+            assert!(book.contains(b), "{b} is not in the codebook");
+            assert!((a - b).abs() <= 16.0 / 127.0, "{a} -> {b}");
+            // Near 0 the steps are finer: below 0.3 (of 16) they are at most 0.035 apart.
+            if a.abs() < 0.3 {
+                assert!((a - b).abs() <= 0.018, "a small weight moved: {a} -> {b}");
+            }
+        }
+        assert!(worst <= 16.0 / 127.0 && mean < worst);
+        assert_eq!(before[0], 0.0);
+        assert_eq!(m.weights[0], 0.0, "a weight of 0 stays 0");
+
+        // Saved as codes and read back: the same weights, bit for bit.
+        let dir = std::env::temp_dir().join(format!("ngram-codes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        m.save(&dir)?;
+        assert_eq!(
+            std::fs::metadata(dir.join(files::WEIGHTS))?.len() as usize,
+            n + 4 * 257
+        );
+        let back = NgramModel::load(&dir)?;
+        assert_eq!(back.weights, m.weights);
+        assert_eq!(back.bias, m.bias);
+        assert_eq!(back.codebook.as_deref(), Some(&book[..]));
+
+        // f32 weights round-trip too, and a file of the wrong size is refused with the sizes.
+        let plain = model_with(before.clone(), 10);
+        plain.save(&dir)?;
+        let back = NgramModel::load(&dir)?;
+        assert!(back.codebook.is_none() && back.weights == before);
+        std::fs::write(dir.join(files::WEIGHTS), [0u8; 10])?;
+        let err = NgramModel::load(&dir).err().unwrap().to_string();
+        assert!(err.contains("has 10 bytes"), "{err}");
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
 
     #[test]
     fn platt_recovers_a_known_scaling() {

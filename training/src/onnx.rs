@@ -291,10 +291,21 @@ impl TractModel {
 /// (float32), as `lib_ml::encoder::UrlEncoder::encode_into` writes them.
 pub const NGRAM_INPUTS: [&str; 2] = ["feature_ids", "feature_values"];
 
+/// How an n-gram model's weight table is stored in the graph.
+#[derive(Debug, Clone, Copy)]
+pub enum WeightTable<'a> {
+    /// One float32 a weight.
+    F32(&'a [f32]),
+    /// One byte a weight: an index into 256 float32 values.
+    Codes(&'a [u8], &'a [f32]),
+}
+
 /// Builds the ONNX model of an n-gram model: `sigmoid(bias + sum(weights[ids] * values))`, a
-/// Gather, a Mul, a ReduceSum, an Add and a Sigmoid.
+/// Gather, a Mul (`scale`: the per-id terms the explanations read), a ReduceSum, an Add and a
+/// Sigmoid. A table of one-byte codes is gathered as codes, widened by a Cast and looked up in
+/// the 256 values by a second Gather before the terms.
 pub fn ngram_to_onnx(
-    weights: &[f32],
+    table: WeightTable,
     bias: f32,
     width: usize,
     model_version: &str,
@@ -313,19 +324,54 @@ pub fn ngram_to_onnx(
         raw_data: 1i64.to_le_bytes().to_vec(),
         ..Default::default()
     };
-    let inits = vec![
-        tensor("weights", vec![weights.len() as i64], weights),
-        tensor("bias", vec![1], &[bias]),
-        axes,
-    ];
-    let nodes = vec![
-        node(
-            "Gather",
-            "weight_lookup",
-            &["weights", NGRAM_INPUTS[0]],
-            "picked",
-            vec![attr_int("axis", 0)],
-        ),
+    let mut inits = vec![tensor("bias", vec![1], &[bias]), axes];
+    let mut nodes = Vec::new();
+    match table {
+        WeightTable::F32(weights) => {
+            inits.push(tensor("weights", vec![weights.len() as i64], weights));
+            nodes.push(node(
+                "Gather",
+                "weight_lookup",
+                &["weights", NGRAM_INPUTS[0]],
+                "picked",
+                vec![attr_int("axis", 0)],
+            ));
+        }
+        WeightTable::Codes(codes, book) => {
+            inits.push(pb::TensorProto {
+                name: "weight_codes".into(),
+                dims: vec![codes.len() as i64],
+                data_type: DataType::Uint8 as i32,
+                raw_data: codes.to_vec(),
+                ..Default::default()
+            });
+            inits.push(tensor("codebook", vec![book.len() as i64], book));
+            nodes.extend([
+                node(
+                    "Gather",
+                    "code_lookup",
+                    &["weight_codes", NGRAM_INPUTS[0]],
+                    "picked_codes",
+                    vec![attr_int("axis", 0)],
+                ),
+                node(
+                    "Cast",
+                    "widen",
+                    &["picked_codes"],
+                    "picked_levels",
+                    vec![attr_int("to", DataType::Int64 as i64)],
+                ),
+                node(
+                    "Gather",
+                    "weight_lookup",
+                    &["codebook", "picked_levels"],
+                    "picked",
+                    vec![attr_int("axis", 0)],
+                ),
+            ]);
+        }
+    }
+    nodes.extend([
         node(
             "Mul",
             "scale",
@@ -342,7 +388,7 @@ pub fn ngram_to_onnx(
         ),
         node("Add", "add_bias", &["dot", "bias"], "logit", vec![]),
         node("Sigmoid", "probability", &["logit"], OUTPUT_NAME, vec![]),
-    ];
+    ]);
     let w = width as i64;
     let graph = pb::GraphProto {
         name: "phishing-url-ngram".into(),
@@ -362,10 +408,15 @@ pub fn ngram_to_onnx(
     model_proto(graph, model_version, String::new())
 }
 
-/// Writes an n-gram model as an ONNX file; returns its size.
+/// Writes an n-gram model as an ONNX file (one-byte codes when the model is quantized); returns
+/// its size.
 pub fn export_ngram(model: &crate::ngram::NgramModel, version: &str, path: &Path) -> Result<usize> {
-    let bytes =
-        ngram_to_onnx(&model.weights, model.bias, model.encoder.width(), version).encode_to_vec();
+    let codes = model.weight_codes();
+    let table = match &codes {
+        Some((c, book)) => WeightTable::Codes(c, book),
+        None => WeightTable::F32(&model.weights),
+    };
+    let bytes = ngram_to_onnx(table, model.bias, model.encoder.width(), version).encode_to_vec();
     std::fs::write(path, &bytes)
         .with_context(|| format!("failed to write ONNX model `{}`", path.display()))?;
     Ok(bytes.len())

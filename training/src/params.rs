@@ -53,6 +53,15 @@ pub struct NgramParams {
     pub l2: f64,
     /// Fit Platt scaling on validation and fold it into the weights.
     pub calibrate: bool,
+    /// How the exported weights are stored: `f32`, or `codebook8` (one byte a weight, an index
+    /// into 256 values fitted to the weights: a quarter of the bytes; the model is quantized
+    /// after calibration and evaluated as quantized, so every figure is the shipped model's).
+    #[serde(default = "f32_weights")]
+    pub weights: String,
+}
+
+fn f32_weights() -> String {
+    "f32".into()
 }
 
 /// `[data]`
@@ -215,6 +224,12 @@ impl Params {
                 {
                     bail!("[ngram] max_chars, epochs and learning_rate must be positive, l2 not negative");
                 }
+                if !matches!(n.weights.as_str(), "f32" | "codebook8") {
+                    bail!(
+                        "[ngram] weights `{}`: expected `f32` or `codebook8`",
+                        n.weights
+                    );
+                }
                 if n.known_tiers.is_empty()
                     || n.known_tiers.len() > 3
                     || n.known_tiers.windows(2).any(|w| w[0] >= w[1])
@@ -349,7 +364,7 @@ mod tests {
         let ngram =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("params.toml"))?;
         for (bad, what) in [
-            (ngram.replace("bits = 18", "bits = 30"), "bits 30"),
+            (ngram.replace("bits = 20", "bits = 30"), "bits 30"),
             (
                 ngram.replace(
                     "known_tiers = [1000, 10000, 100000]",
@@ -360,6 +375,10 @@ mod tests {
             (
                 ngram.replace("[ngram]", "[unused]"),
                 "unknown field `unused`",
+            ),
+            (
+                ngram.replace("weights = \"codebook8\"", "weights = \"int4\""),
+                "weights `int4`",
             ),
         ] {
             let err = toml::from_str::<Params>(&bad)

@@ -201,16 +201,22 @@ impl Run {
             eprintln!("{l}");
             lines.push(l.to_string());
         };
-        let (history, best_epoch, seconds, calibration) =
+        let (history, best_epoch, seconds, calibration, quantization) =
             if let Some(np) = params.ngram.as_ref().filter(|_| self.is_ngram()) {
                 let t = ngram::train(np, params.train.seed, &splits[0], &splits[1], &mut log)?;
                 t.model.save(&self.out)?;
-                (t.history, t.best_epoch, t.seconds, Some(t.calibration))
+                (
+                    t.history,
+                    t.best_epoch,
+                    t.seconds,
+                    Some(t.calibration),
+                    t.quantization,
+                )
             } else {
                 let t = train::train(&params, &splits[0], &splits[1], progress, &mut log)?;
                 t.net.save(&self.path(files::WEIGHTS))?;
                 t.tokenizer.save(self.path(files::TOKENIZER))?;
-                (t.history, t.best_epoch, t.seconds, None)
+                (t.history, t.best_epoch, t.seconds, None, None)
             };
         for l in lines {
             let _ = writeln!(self.log, "{l}");
@@ -225,6 +231,7 @@ impl Run {
                 samples_per_second: n as f64 / train_secs.max(1e-9),
                 peak_memory_bytes: crate::peak_memory_bytes(),
                 calibration,
+                quantization,
             },
             history,
         };

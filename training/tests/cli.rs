@@ -351,6 +351,7 @@ epochs = 5
 learning_rate = 0.2
 l2 = 1e-7
 calibrate = true
+weights = "codebook8"
 
 [train]
 epochs = 1
@@ -394,6 +395,15 @@ threshold = 0.5
     assert!(card["url_signals"]["known_domains"].as_u64().unwrap() > 9000);
     assert!(card["export_parity"]["max_abs_diff"].as_f64().unwrap() <= 1e-4);
     assert!(card["training"]["calibration"].is_array());
+    // One byte a weight: the weights file holds the codes, 256 values and the bias, and the
+    // export check above ran the graph that gathers codes.
+    assert_eq!(card["training"]["quantization"]["levels"], 256);
+    // Ids: 2^16 buckets, the signals, the pad.
+    let ids = (1usize << 16) + card["url_signals"]["signals"].as_array().unwrap().len() + 1;
+    assert_eq!(
+        std::fs::metadata(out.join("ngram-weights.bin"))?.len() as usize,
+        ids + 4 * 257
+    );
 
     // `score`: one line per URL with the real site and the signals.
     let mut child = Command::new(env!("CARGO_BIN_EXE_model-training"))

@@ -117,11 +117,25 @@ fn the_explanation_uses_the_models_own_terms() {
         "/../../model/ngram-weights.bin"
     ))
     .unwrap();
-    let w: Vec<f32> = raw
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    let bias = w[w.len() - 1];
+    // One byte a weight (a code into 256 f32 values, then the bias) or f32 weights and bias.
+    let f32s = |b: &[u8]| -> Vec<f32> {
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let n = c.encoder.vocab_size();
+    let (w, bias): (Vec<f32>, f32) = if raw.len() == n + 4 * 257 {
+        let book = f32s(&raw[n..n + 4 * 256]);
+        let bias = f32s(&raw[n + 4 * 256..])[0];
+        (
+            raw[..n].iter().map(|&k| book[usize::from(k)]).collect(),
+            bias,
+        )
+    } else {
+        let all = f32s(&raw);
+        assert_eq!(all.len(), n + 1, "ngram-weights.bin is neither layout");
+        (all[..n].to_vec(), all[n])
+    };
     for url in [
         "https://appleid.apple.com.secure-id-check.com/",
         "https://www.wikipedia.org/wiki/Phishing",
