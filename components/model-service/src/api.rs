@@ -409,7 +409,8 @@ mod tests {
             "{}",
             r.body
         );
-        assert_eq!(r.body["attribution"][0]["text"], "http://");
+        // Without a scheme it is read as https://, as a browser opens a typed address.
+        assert_eq!(r.body["attribution"][0]["text"], "https://");
     }
 
     #[test]

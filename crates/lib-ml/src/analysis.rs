@@ -448,7 +448,7 @@ pub struct UrlParts {
 }
 
 /// Splits `url` into scheme, userinfo, host, port and the rest. A URL without a scheme
-/// (`paypal.com/signin`) is read as if `http://` came first. `None` when there is no host or
+/// (`paypal.com/signin`) is parsed as if one came first. `None` when there is no host or
 /// the host holds characters no host can (spaces, `<`, quotes, ...).
 pub fn split_url(url: &str) -> Option<UrlParts> {
     let url = url.trim();
@@ -499,7 +499,7 @@ impl fmt::Display for NotAWebAddress {
 impl std::error::Error for NotAWebAddress {}
 
 /// `url`'s parts if it is a web address: an `http` or `https` URL (or one without a scheme, read
-/// as `http://`) whose host is a dotted name or an IP address. Otherwise a message saying why,
+/// as `https://`) whose host is a dotted name or an IP address. Otherwise a message saying why,
 /// quoting the text.
 pub fn web_address(url: &str) -> Result<UrlParts, NotAWebAddress> {
     let shown: String = url.trim().chars().take(80).collect();
@@ -533,8 +533,8 @@ pub fn web_address(url: &str) -> Result<UrlParts, NotAWebAddress> {
     Ok(parts)
 }
 
-/// `url` as the model reads it: trimmed, with `http://` in front when it has no scheme
-/// (`paypal.com/signin`, `//cdn.example/x`), as a browser's address bar would take it, and an
+/// `url` as the model reads it: trimmed, with `https://` in front when it has no scheme
+/// (`paypal.com/signin`, `//cdn.example/x`), as browsers open a typed address (HTTPS first), and an
 /// empty path written as `/` (`https://a.com` and `https://a.com?q` are `https://a.com/` and
 /// `https://a.com/?q`, as a browser shows them). Which rows of a data set happen to lack a
 /// scheme or a trailing slash says more about who collected them than about phishing, so
@@ -546,7 +546,7 @@ pub fn normalize_url(url: &str) -> std::borrow::Cow<'_, str> {
         return std::borrow::Cow::Borrowed(url);
     };
     let (scheme, rest) = match parts.scheme.as_deref() {
-        None => ("http://", url.strip_prefix("//").unwrap_or(url)),
+        None => ("https://", url.strip_prefix("//").unwrap_or(url)),
         Some(_) => match url.find("://") {
             Some(i) => (&url[..i + 3], &url[i + 3..]),
             None => return std::borrow::Cow::Borrowed(url),
@@ -764,7 +764,7 @@ impl UrlAnalyzer {
         UrlAnalyzer { known, brands }
     }
 
-    /// Analyzes `url` (trimmed; a missing scheme reads as `http://`).
+    /// Analyzes `url` (trimmed; a missing scheme is not plain http: see [`normalize_url`]).
     pub fn analyze(&self, url: &str) -> Analysis {
         let Some(parts) = split_url(url) else {
             return Analysis::default();
@@ -892,17 +892,17 @@ mod tests {
         assert_eq!((p.scheme, p.host.as_str()), (None, "paypal.com"));
         assert_eq!(
             normalize_url(" paypal.com/signin "),
-            "http://paypal.com/signin"
+            "https://paypal.com/signin"
         );
-        assert_eq!(normalize_url("//cdn.example/x"), "http://cdn.example/x");
+        assert_eq!(normalize_url("//cdn.example/x"), "https://cdn.example/x");
         assert_eq!(normalize_url("https://a.com "), "https://a.com/");
-        assert_eq!(normalize_url("www.a.com"), "http://www.a.com/");
+        assert_eq!(normalize_url("www.a.com"), "https://www.a.com/");
         assert_eq!(normalize_url("not a url"), "not a url");
         // An empty path is `/`, also before a query or fragment, with a port or a user.
         assert_eq!(normalize_url("https://a.com/"), "https://a.com/");
         assert_eq!(normalize_url("https://a.com?q=1"), "https://a.com/?q=1");
         assert_eq!(normalize_url("HTTPS://A.com#top"), "HTTPS://A.com/#top");
-        assert_eq!(normalize_url("a.com:8080"), "http://a.com:8080/");
+        assert_eq!(normalize_url("a.com:8080"), "https://a.com:8080/");
         assert_eq!(normalize_url("http://u:p@a.com"), "http://u:p@a.com/");
         assert_eq!(normalize_url("https://a.com\\x"), "https://a.com\\x");
         // Other schemes' paths are theirs.

@@ -168,7 +168,7 @@ impl UrlEncoder {
     }
 
     /// The sparse input of `url` and its analysis: (id, value) pairs, ids distinct. The URL is
-    /// read as [`normalize_url`] gives it (no scheme: `http://`; an empty path: `/`).
+    /// read as [`normalize_url`] gives it (no scheme: `https://`; an empty path: `/`).
     pub fn features_with_analysis(&self, url: &str) -> (Vec<(u32, f32)>, Analysis) {
         let url = &*normalize_url(url);
         let analysis = self.analyzer.analyze(url);
@@ -247,15 +247,16 @@ mod tests {
     }
 
     #[test]
-    fn a_url_without_scheme_reads_as_http() {
+    fn a_url_without_scheme_reads_as_https() {
+        // As browsers open a typed address: HTTPS first.
         let enc = UrlEncoder::new(EncoderSpec::default(), UrlAnalyzer::default()).unwrap();
         assert_eq!(
             enc.features("paypal.com/signin"),
-            enc.features("http://paypal.com/signin")
+            enc.features("https://paypal.com/signin")
         );
         assert_ne!(
             enc.features("paypal.com/signin"),
-            enc.features("https://paypal.com/signin")
+            enc.features("http://paypal.com/signin")
         );
     }
 

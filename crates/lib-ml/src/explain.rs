@@ -145,8 +145,8 @@ fn byte_contributions(
     per_byte
 }
 
-/// The reason for `signal`; `scheme_given`: the URL as typed named its scheme.
-fn reason_for(signal: Signal, a: &Analysis, scheme_given: bool, weight: f32) -> Option<Reason> {
+/// The reason for `signal`.
+fn reason_for(signal: Signal, a: &Analysis, weight: f32) -> Option<Reason> {
     let site = a.registrable_domain.as_deref().unwrap_or("this site");
     let (code, message) = match signal {
         Signal::Unparsable => ("not_a_url", "This does not look like a web address.".to_string()),
@@ -228,12 +228,7 @@ fn reason_for(signal: Signal, a: &Analysis, scheme_given: bool, weight: f32) -> 
         Signal::LongHost => ("long_host", "The host name is unusually long.".to_string()),
         Signal::PlainHttp => (
             "plain_http",
-            if scheme_given {
-                "The link is http://, not https://: the connection is not encrypted."
-            } else {
-                "The link gives no scheme, so it is read as http://, not https://."
-            }
-            .to_string(),
+            "The link is http://, not https://: the connection is not encrypted.".to_string(),
         ),
         Signal::Subdomains0 | Signal::Subdomains1 => return None,
     };
@@ -256,13 +251,12 @@ pub fn explain(
     let first_signal = 1u32 << spec.bits;
     // The analysis is of the URL as read (`http://` added when missing); the words are for the
     // URL as typed.
-    let scheme_given = crate::analysis::split_url(url).is_some_and(|p| p.scheme.is_some());
     let mut ngram_terms: HashMap<u32, f32> = HashMap::new();
     let mut reasons: Vec<Reason> = Vec::new();
     for &(id, term) in terms {
         if id >= first_signal {
             if let Some(&s) = Signal::ALL.get((id - first_signal) as usize) {
-                if let Some(r) = reason_for(s, analysis, scheme_given, term) {
+                if let Some(r) = reason_for(s, analysis, term) {
                     match reasons.iter_mut().find(|x| x.code == r.code) {
                         Some(x) => x.weight += term,
                         None => reasons.push(r),
@@ -309,14 +303,14 @@ mod tests {
     fn every_signal_with_a_reason_has_a_listed_code() {
         let a = Analysis::default();
         for s in Signal::ALL {
-            if let Some(r) = reason_for(s, &a, true, 1.0) {
+            if let Some(r) = reason_for(s, &a, 1.0) {
                 assert!(REASON_CODES.contains(&r.code), "{:?} -> {}", s, r.code);
             }
         }
     }
 
     #[test]
-    fn plain_http_says_whether_the_scheme_was_given() {
+    fn plain_http_is_said_only_of_a_link_that_gives_it() {
         let enc = UrlEncoder::new(
             crate::encoder::EncoderSpec::default(),
             crate::analysis::UrlAnalyzer::default(),
@@ -329,11 +323,14 @@ mod tests {
                 .reasons
                 .into_iter()
                 .find(|r| r.code == "plain_http")
-                .unwrap()
-                .message
+                .map(|r| r.message)
         };
-        assert!(message("http://a.com/").starts_with("The link is http://"));
-        assert!(message("a.com/x").contains("gives no scheme"));
+        assert!(message("http://a.com/")
+            .unwrap()
+            .starts_with("The link is http://"));
+        // A typed address without a scheme is read as https://, as browsers open it.
+        assert_eq!(message("a.com/x"), None);
+        assert_eq!(message("https://a.com/x"), None);
     }
 
     #[test]
@@ -342,12 +339,12 @@ mod tests {
             registrable_domain: Some("example.org".into()),
             ..Analysis::default()
         };
-        let toward_legitimate = reason_for(Signal::KnownTier2, &a, true, -0.4).unwrap();
+        let toward_legitimate = reason_for(Signal::KnownTier2, &a, -0.4).unwrap();
         assert_eq!(
             toward_legitimate.message,
             "example.org is a widely used site (among the top 100,000)."
         );
-        let toward_phishing = reason_for(Signal::KnownTier2, &a, true, 0.4).unwrap();
+        let toward_phishing = reason_for(Signal::KnownTier2, &a, 0.4).unwrap();
         assert!(
             toward_phishing
                 .message

@@ -18,7 +18,7 @@ fn spellings_of_a_home_page_encode_alike() {
             "https://abacacanoe.com/",
             " https://abacacanoe.com/ ",
         ],
-        &["winzurf.co.nz", "http://winzurf.co.nz/", "//winzurf.co.nz"],
+        &["winzurf.co.nz", "https://winzurf.co.nz/", "//winzurf.co.nz"],
         &[
             "https://shop.example?ref=mail",
             "https://shop.example/?ref=mail",
