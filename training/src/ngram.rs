@@ -250,15 +250,16 @@ pub fn fit_codebook(weights: &[f32]) -> Vec<f32> {
     out
 }
 
-/// The index of the codebook value nearest `w`.
-fn nearest(codebook: &[f32], w: f32) -> u8 {
-    let mut best = 0;
-    for (i, &c) in codebook.iter().enumerate() {
-        if (c - w).abs() < (codebook[best] - w).abs() {
-            best = i;
-        }
-    }
-    best as u8
+/// The code of the value nearest `w` in a codebook from [`fit_codebook`], whose first 255 values
+/// ascend (the 256th is a spare 0): a binary search, ties to the lower value.
+fn nearest_code(book: &[f32], w: f32) -> u8 {
+    let sorted = &book[..book.len().min(255)];
+    let i = sorted.partition_point(|&c| c < w);
+    [i.checked_sub(1), (i < sorted.len()).then_some(i)]
+        .into_iter()
+        .flatten()
+        .min_by(|&a, &b| (sorted[a] - w).abs().total_cmp(&(sorted[b] - w).abs()))
+        .unwrap_or(0) as u8
 }
 
 impl NgramModel {
@@ -268,17 +269,8 @@ impl NgramModel {
     pub fn quantize(&mut self) -> (f32, f32) {
         let codebook = fit_codebook(&self.weights);
         let (mut worst, mut total) = (0f32, 0f64);
-        let mut sorted_book = codebook.clone();
-        sorted_book.sort_by(f32::total_cmp);
         for w in &mut self.weights {
-            // Binary search in the sorted codebook for the nearest value.
-            let i = sorted_book.partition_point(|&c| c < *w);
-            let stored = [i.checked_sub(1), (i < sorted_book.len()).then_some(i)]
-                .into_iter()
-                .flatten()
-                .map(|j| sorted_book[j])
-                .min_by(|a, b| (a - *w).abs().total_cmp(&(b - *w).abs()))
-                .unwrap_or(0.0);
+            let stored = codebook[usize::from(nearest_code(&codebook, *w))];
             worst = worst.max((stored - *w).abs());
             total += f64::from((stored - *w).abs());
             *w = stored;
@@ -291,21 +283,10 @@ impl NgramModel {
     /// The weights as one-byte codes into the codebook, when the model is quantized.
     pub fn weight_codes(&self) -> Option<(Vec<u8>, &[f32])> {
         let book = self.codebook.as_deref()?;
-        let index: std::collections::HashMap<u32, u8> = book
-            .iter()
-            .enumerate()
-            .rev()
-            .map(|(i, c)| (c.to_bits(), i as u8))
-            .collect();
         Some((
             self.weights
                 .iter()
-                .map(|w| {
-                    index
-                        .get(&w.to_bits())
-                        .copied()
-                        .unwrap_or_else(|| nearest(book, *w))
-                })
+                .map(|&w| nearest_code(book, w))
                 .collect(),
             book,
         ))

@@ -249,8 +249,6 @@ pub fn explain(
 ) -> Explanation {
     let spec = &encoder.spec().ngrams;
     let first_signal = 1u32 << spec.bits;
-    // The analysis is of the URL as read (`http://` added when missing); the words are for the
-    // URL as typed.
     let mut ngram_terms: HashMap<u32, f32> = HashMap::new();
     let mut reasons: Vec<Reason> = Vec::new();
     for &(id, term) in terms {
