@@ -812,7 +812,8 @@ impl UrlAnalyzer {
         let domain_of = |brand: &str| self.brands.domain_of(brand).map(str::to_string);
         a.brand_in_subdomain = tokens(sub)
             .find(|t| !own(t) && self.brands.domain_of(t).is_some())
-            .and_then(domain_of);
+            .and_then(domain_of)
+            .or_else(|| self.known_domain_before(sub, name));
         a.brand_in_path = tokens(rest)
             .map(str::to_ascii_lowercase)
             .find(|t| t.len() >= 5 && !own(t) && self.brands.domain_of(t).is_some())
@@ -851,6 +852,46 @@ impl UrlAnalyzer {
                 }
             }
         }
+    }
+}
+
+impl UrlAnalyzer {
+    /// A widely used domain written in front of the URL's own registrable domain, whole labels
+    /// from a label's start: inside the subdomain (`paypal.com.account-verify.info`), or ending
+    /// at a hyphen in the next label (`usps.com-track.top`, `m.facebook.com-login.example.net`).
+    /// Any known domain counts, not only the brands: a host that spells out another site's
+    /// address before its own is imitating it. At most three labels before the last part.
+    fn known_domain_before(&self, sub: &str, name: &str) -> Option<String> {
+        if sub.is_empty() || self.known.is_empty() {
+            return None;
+        }
+        let labels: Vec<&str> = sub.split('.').chain(std::iter::once(name)).collect();
+        let own = labels.len() - 1;
+        let mut candidate = String::new();
+        for start in 0..own {
+            for end in start + 1..=(start + 3).min(own) {
+                let last = labels[end];
+                let before_hyphen = last.split_once('-').map(|(head, _)| head);
+                // Inside the subdomain a whole label may end the domain; the registrable
+                // domain's own label only up to a hyphen (else it is the URL's own domain).
+                let whole = (end < own).then_some(last);
+                for tail in [whole, before_hyphen].into_iter().flatten() {
+                    if tail.is_empty() {
+                        continue;
+                    }
+                    candidate.clear();
+                    for l in &labels[start..end] {
+                        candidate.push_str(l);
+                        candidate.push('.');
+                    }
+                    candidate.push_str(tail);
+                    if self.known.tier(&candidate).is_some() {
+                        return Some(candidate);
+                    }
+                }
+            }
+        }
+        None
     }
 }
 
@@ -1006,6 +1047,43 @@ mod tests {
         );
         let a = an.analyze("https://paypal-account-verify.com/");
         assert_eq!(a.brand_in_domain.as_deref(), Some("paypal.com"));
+    }
+
+    #[test]
+    fn a_known_domain_spelled_out_before_the_real_one_is_a_brand_in_the_subdomain() {
+        let an = analyzer();
+        // Not in the brand list, but a known domain: written inside the subdomain, or running
+        // into the registrable domain up to a hyphen.
+        for (url, shown) in [
+            ("https://google.com.gift-trade.ru/", "google.com"),
+            ("https://accounts.google.com-gift.ru/signin", "google.com"),
+            ("https://m.google.com-----login.example.net/", "google.com"),
+            (
+                "https://a.b.microsoftonline.com-x.top/",
+                "microsoftonline.com",
+            ),
+            (
+                "https://000webhostapp.com.verify.example/",
+                "000webhostapp.com",
+            ),
+        ] {
+            let a = an.analyze(url);
+            assert_eq!(a.brand_in_subdomain.as_deref(), Some(shown), "{url}");
+            assert!(a.signals().contains(&Signal::BrandInSubdomain), "{url}");
+        }
+        // The URL's own domain, a known domain under a country's suffix, a name that only
+        // starts like a known domain, and a label that is not the start of one are not.
+        for url in [
+            "https://www.google.com/",
+            "https://google.com.au/",
+            "https://www.google.co.uk/maps",
+            "https://news.google-analytics.example/",
+            "https://mygoogle.com.example.net/",
+            "https://google.community.example/",
+        ] {
+            let a = an.analyze(url);
+            assert_eq!(a.brand_in_subdomain, None, "{url}");
+        }
     }
 
     #[test]
