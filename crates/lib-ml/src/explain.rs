@@ -180,7 +180,7 @@ fn reason_for(signal: Signal, a: &Analysis, weight: f32) -> Option<Reason> {
         Signal::BrandInSubdomain => (
             "domain_mismatch",
             format!(
-                "The site is {site}; '{}' only appears in its subdomain.",
+                "The site is {site}; '{}' only appears in front of it.",
                 a.brand_in_subdomain.as_deref().unwrap_or("a brand")
             ),
         ),
