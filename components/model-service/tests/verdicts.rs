@@ -82,6 +82,13 @@ fn the_analysis_behind_a_score_names_the_real_site() {
     assert!(*score >= c.threshold, "{score}");
     assert_eq!(a.registrable_domain.as_deref(), Some("com-gift.ru"));
     assert_eq!(a.brand_in_subdomain.as_deref(), Some("steamcommunity.com"));
+    // A top site's own subdomains name no other site, though `signin.aws` is a known domain.
+    let (_, _, e) = c
+        .explain(&["https://signin.aws.amazon.com/signin"])
+        .unwrap()
+        .remove(0);
+    let codes: Vec<&str> = e.reasons.iter().map(|r| r.code).collect();
+    assert!(!codes.contains(&"domain_mismatch"), "{codes:?}");
 }
 
 #[test]

@@ -810,10 +810,19 @@ impl UrlAnalyzer {
     fn brands_in(&self, a: &mut Analysis, sub: &str, name: &str, rest: &str) {
         let own = |brand: &str| name == brand;
         let domain_of = |brand: &str| self.brands.domain_of(brand).map(str::to_string);
-        a.brand_in_subdomain = tokens(sub)
-            .find(|t| !own(t) && self.brands.domain_of(t).is_some())
-            .and_then(domain_of)
-            .or_else(|| self.known_domain_before(sub, name));
+        // The subdomains of one of the 1,000 most used sites are its owner's, unless it lets
+        // anyone publish under it (a hosting service, a private suffix): `signin.aws.amazon.com`
+        // and `chrome.google.com` name no other site. (In the training sources such rows are 8
+        // legitimate and 1 phishing.)
+        let owners_subdomains = a.known_tier == Some(0) && !a.free_hosting && !a.private_suffix;
+        a.brand_in_subdomain = if owners_subdomains {
+            None
+        } else {
+            tokens(sub)
+                .find(|t| !own(t) && self.brands.domain_of(t).is_some())
+                .and_then(domain_of)
+                .or_else(|| self.known_domain_before(sub, name))
+        };
         a.brand_in_path = tokens(rest)
             .map(str::to_ascii_lowercase)
             .find(|t| t.len() >= 5 && !own(t) && self.brands.domain_of(t).is_some())
@@ -1084,6 +1093,38 @@ mod tests {
             let a = an.analyze(url);
             assert_eq!(a.brand_in_subdomain, None, "{url}");
         }
+    }
+
+    #[test]
+    fn a_top_sites_subdomains_are_its_owners_unless_anyone_can_publish_there() {
+        let brands = Brands::parse("paypal\tpaypal.com\nchrome\tchrome.com\n").unwrap();
+        let analyzer_with = |ranked: &[&str]| {
+            UrlAnalyzer::new(
+                KnownDomains::from_ranked(ranked.iter().copied(), &[2, 3, 100]),
+                brands.clone(),
+            )
+        };
+        // `signin.aws` is a known domain of its own (on Amazon's TLD), `chrome` a brand.
+        let an = analyzer_with(&[
+            "amazon.com",
+            "google.com",
+            "signin.aws",
+            "000webhostapp.com",
+        ]);
+        for url in [
+            "https://signin.aws.amazon.com/signin?redirect_uri=https%3A%2F%2Fconsole.aws.amazon.com%2F",
+            "https://chrome.google.com/webstore/detail/x",
+            "https://paypal.google.com/",
+        ] {
+            assert_eq!(an.analyze(url).brand_in_subdomain, None, "{url}");
+        }
+        // A hosting service among the top sites, and a site below them, still raise it.
+        let a = an.analyze("https://paypal.000webhostapp.com/");
+        assert_eq!(a.brand_in_subdomain.as_deref(), Some("paypal.com"));
+        let an = analyzer_with(&["google.com", "signin.aws", "amazon.com"]);
+        let a = an.analyze("https://signin.aws.amazon.com/signin");
+        assert_eq!(a.known_tier, Some(1));
+        assert_eq!(a.brand_in_subdomain.as_deref(), Some("signin.aws"));
     }
 
     #[test]
