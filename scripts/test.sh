@@ -73,6 +73,7 @@ cargo run --release --locked -p wasm-host -- build
 
 step "tests"
 cargo test --release --locked
+python3 -m unittest discover -s training -p 'test_*.py'
 
 step "UI in headless Chromium (tests/browser: the built components served by spin up)"
 node tests/browser/ui.test.mjs
