@@ -141,6 +141,7 @@ def main():
         ("login-pages-more", False),
         ("tricks", True),
         ("tricks-more", True),
+        ("sign-in-flows", False),
     ]:
         path = ROOT / "model/checks" / f"{name}.txt"
         urls = [

@@ -1,7 +1,8 @@
 //! The released model on pages it was never trained on: real sign-in pages of widely used
 //! services must score legitimate, the classic tricks phishing (`model/checks/`: the first two
 //! lists written before model 2.0.0 was trained, and consulted for 2.0.0's design; the `-more`
-//! ones written after 2.3.0). A floor, not a list of exceptions: 90% of each list.
+//! ones written after 2.3.0; `sign-in-flows.txt` after 2.4.1). A floor, not a list of exceptions:
+//! 90% of each list.
 
 use model_service::model::Classifier;
 
@@ -44,6 +45,28 @@ fn real_sign_in_pages_score_legitimate() {
             wrong.len() * 10 <= n,
             "{file}: more than 10% of real sign-in pages score phishing: {wrong:#?}"
         );
+    }
+}
+
+#[test]
+fn sign_in_flows_score_legitimate_and_their_query_on_another_domain_phishing() {
+    let c = model_service::model::load().unwrap();
+    let (n, wrong) = misses(&c, "sign-in-flows.txt", false);
+    assert!(
+        n >= 8,
+        "sign-in-flows.txt must hold at least 8 flows, holds {n}"
+    );
+    assert!(
+        wrong.len() * 10 <= n,
+        "real sign-in flows score phishing: {wrong:#?}"
+    );
+    // The same query on a domain that is not the provider's is what phishing kits serve.
+    let fakes = [
+        "https://evil-auth.example/common/oauth2/v2.0/authorize?client_id=4765445b-32c6-49b0-83e6-1d93765276ca&redirect_uri=https%3A%2F%2Fwww.office.com%2Flandingv2",
+        "https://login-microsoftonline.example/oauth2/authorize?client_id=1&redirect_uri=https%3A%2F%2Fevil.example",
+    ];
+    for (url, score) in fakes.iter().zip(c.scores(&fakes).unwrap()) {
+        assert!(score >= c.threshold, "{score} {url}");
     }
 }
 
