@@ -23,7 +23,6 @@ found as the params file says (paths relative to it).
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -31,6 +30,8 @@ from pathlib import Path
 
 LEFT_OUT = ("phishstorm-2016.txt", "jpcert-2024.txt")
 ROOT = Path(__file__).resolve().parent.parent
+# A source's `file = "..."` line.
+FILE_LINE = re.compile(r'(?m)^file\s*=\s*"([^"]+)"')
 
 
 def dev_params(text: str) -> str:
@@ -45,7 +46,7 @@ def dev_params(text: str) -> str:
         )
     ]
     out = "".join(kept)
-    files = re.findall(r'(?m)^file\s*=\s*"([^"]+)"', out)
+    files = FILE_LINE.findall(out)
     still = [f for f in files if f.endswith(LEFT_OUT)]
     if still:
         sys.exit(f"dev_protocol: could not leave out {still}: put `file =` first in its block")
@@ -53,7 +54,7 @@ def dev_params(text: str) -> str:
 
 
 def source_file(params_text: str, params_path: Path, name: str) -> Path:
-    for m in re.finditer(r'(?m)^file\s*=\s*"([^"]+)"', params_text):
+    for m in FILE_LINE.finditer(params_text):
         if m.group(1).endswith(name):
             return (params_path.parent / m.group(1)).resolve()
     sys.exit(f"dev_protocol: `{name}` is not a source of {params_path}")

@@ -105,8 +105,12 @@ def flow_url(rng, endpoint, sites):
     if rng.random() < 0.15:
         params.append(("response_mode", rng.choice(["query", "form_post"])))
     rng.shuffle(params[2:])
-    quote = urllib.parse.quote if rng.random() < 0.7 else (lambda v, safe="": v)
-    query = "&".join(f"{k}={quote(v, safe='') if k == 'redirect_uri' else urllib.parse.quote(v, safe='')}" for k, v in params)
+    # The redirect_uri is URL-encoded in 70% of the URLs, as most clients send it; the rest keep it raw.
+    raw_redirect = rng.random() >= 0.7
+    query = "&".join(
+        f"{k}={v if raw_redirect and k == 'redirect_uri' else urllib.parse.quote(v, safe='')}"
+        for k, v in params
+    )
     sep = "&" if "?" in endpoint else "?"
     return endpoint + sep + query
 
@@ -142,11 +146,18 @@ def main():
                 continue
             if host:
                 evaluated.add(host.lower().removeprefix("www."))
-    kept = [e for e in eps if registrable(urllib.parse.urlsplit(e).hostname) not in skip]
-    in_evaluation = [e for e in kept if urllib.parse.urlsplit(e).hostname.removeprefix("www.") in evaluated]
-    kept = [e for e in kept if e not in in_evaluation]
-    unknown = [e for e in kept if registrable(urllib.parse.urlsplit(e).hostname) not in known]
-    kept = [e for e in kept if e not in unknown]
+    kept, in_evaluation, unknown = [], [], []
+    for e in eps:
+        host = urllib.parse.urlsplit(e).hostname
+        domain = registrable(host)
+        if domain in skip:
+            continue
+        if host.removeprefix("www.") in evaluated:
+            in_evaluation.append(e)
+        elif domain not in known:
+            unknown.append(e)
+        else:
+            kept.append(e)
     rng = random.Random(6749)
     rows = [flow_url(rng, e, sites) for e in kept for _ in range(args.per_endpoint)]
     Path(args.out).write_text("".join(f"legitimate\t{u}\n" for u in rows), encoding="utf-8")
