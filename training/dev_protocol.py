@@ -11,6 +11,10 @@ every fifth row of PhishStorm (both labels, another collector) and all of JPCERT
   domain outside the Tranco top 100k ("unknown") and on a known one;
 - JPCERT/CC 2024's detection at 0.5 and at the threshold where 10% of PhishStorm's legitimate
   URLs are called phishing (two recipes compared at the same cost in false alarms);
+- the same PhishStorm rows passed through three link wrappers of widely used sites (Google's
+  `/url?q=`, Facebook's `l.php?u=`, Outlook's safe links; none of them a training wrapper):
+  detection and unknown-domain false alarms at 0.5 beside the plain rows', and how many verdicts
+  the wrapping changed (a wrapper should change none: the page is the same);
 - the `model/checks/` lists: sign-in pages called legitimate, tricks called phishing.
 
 None of the evaluation protocol's held-out sets is read. Usage (from the repository root):
@@ -26,6 +30,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 LEFT_OUT = ("phishstorm-2016.txt", "jpcert-2024.txt")
@@ -86,6 +91,22 @@ def score(binary: Path, out: Path, urls):
     return scored
 
 
+def with_scheme(url: str) -> str:
+    url = url.strip()
+    return url if "://" in url else "https://" + url
+
+
+def wrapped(url: str):
+    """`url` inside three link wrappers of widely used sites, as they write it."""
+    url = with_scheme(url)
+    enc = urllib.parse.quote(url, safe="")
+    return [
+        f"https://www.google.com/url?q={url}&sa=D&source=editors",
+        f"https://l.facebook.com/l.php?u={enc}&h=AT1abc",
+        f"https://eur01.safelinks.protection.outlook.com/?url={enc}&data=05%7C01&reserved=0",
+    ]
+
+
 def roc_auc(pos, neg):
     """Mann-Whitney: the chance a phishing URL scores above a legitimate one (ties count half)."""
     allv = sorted([(v, 1) for v in pos] + [(v, 0) for v in neg])
@@ -136,6 +157,23 @@ def main():
     # The threshold calling 10% of PhishStorm's legitimate URLs phishing.
     at10 = sorted(neg, reverse=True)[max(int(0.10 * len(neg)) - 1, 0)]
     jp_scores = [s for s, _ in jp]
+    # Every PhishStorm row again inside each wrapper.
+    wraps = [w for _, u in ps_rows for w in wrapped(u)]
+    per = len(wrapped("a.example"))
+    ws = score(binary, out, wraps)
+    w_pos = [s for i, (p, _) in enumerate(ps_rows) if p for s, _ in ws[per * i : per * i + per]]
+    w_unknown = [
+        s
+        for i, ((p, _), (_, k)) in enumerate(zip(ps_rows, ps))
+        if not p and not k
+        for s, _ in ws[per * i : per * i + per]
+    ]
+    changed = sum(
+        1
+        for i, (s, _) in enumerate(ps)
+        for w, _ in ws[per * i : per * i + per]
+        if (w >= 0.5) != (s >= 0.5)
+    )
     checks = {}
     for name, want_phishing in [
         ("login-pages", False),
@@ -143,6 +181,8 @@ def main():
         ("tricks", True),
         ("tricks-more", True),
         ("sign-in-flows", False),
+        ("redirects", False),
+        ("redirect-tricks", True),
     ]:
         path = ROOT / "model/checks" / f"{name}.txt"
         urls = [
@@ -176,6 +216,12 @@ def main():
             "detection": share(jp_scores, lambda s: s >= 0.5),
             "detection_at_phishstorm_10pct_false_alarms": share(jp_scores, lambda s: s >= at10),
         },
+        "phishstorm_wrapped": {
+            "urls": len(wraps),
+            "detection": share(w_pos, lambda s: s >= 0.5),
+            "unknown_domain_legitimate_called_phishing": share(w_unknown, lambda s: s >= 0.5),
+            "verdicts_changed": changed,
+        },
         "checks_right": checks,
     }
     (out / "dev-protocol.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -188,6 +234,12 @@ def main():
     print(
         f"JPCERT/CC 2024 ({j['rows']} rows): detection {j['detection']:.3f}, at PhishStorm's 10% "
         f"false alarms (threshold {p['threshold_at_10pct_false_alarms']:.3f}) {j['detection_at_phishstorm_10pct_false_alarms']:.3f}"
+    )
+    w = report["phishstorm_wrapped"]
+    print(
+        f"PhishStorm wrapped ({w['urls']} URLs): detection {w['detection']:.3f} (plain {p['detection']:.3f}), "
+        f"unknown-domain legitimate called phishing {w['unknown_domain_legitimate_called_phishing']:.1%} "
+        f"(plain {p['unknown_domain_legitimate_called_phishing']:.1%}); verdicts changed {w['verdicts_changed']}"
     )
     print("checks right: " + ", ".join(f"{k} {r}/{n}" for k, (r, n) in checks.items()))
     print(f"-> {out / 'dev-protocol.json'}")

@@ -38,5 +38,17 @@ class RocAuc(unittest.TestCase):
         self.assertEqual(dp.share([], lambda s: True), 0.0)
 
 
+class Wrapped(unittest.TestCase):
+    def test_each_wrapper_carries_the_url_once_raw_or_escaped(self):
+        for w in dp.wrapped("paypal.example.top/a?b=1&c=2"):
+            self.assertTrue(w.startswith("https://"), w)
+            self.assertTrue(
+                "https://paypal.example.top/a?b=1&c=2" in w
+                or "https%3A%2F%2Fpaypal.example.top%2Fa%3Fb%3D1%26c%3D2" in w,
+                w,
+            )
+        self.assertEqual(len(dp.wrapped("a.example")), 3)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -12,6 +12,7 @@
 //! probability. The known-domain list comes from the Tranco file; the brand list is learned from
 //! the training split: Tranco names that phishing rows use out of place.
 
+use crate::augment;
 use crate::data::Split;
 use crate::params::NgramParams;
 use crate::train::EpochRecord;
@@ -21,7 +22,7 @@ use lib_ml::domain::split_host;
 use lib_ml::encoder::{EncoderSpec, UrlEncoder};
 use lib_ml::ngrams::NgramSpec;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -548,6 +549,7 @@ pub fn encoder_for(
         },
         signals: p.signals,
         known_namespace: p.known_namespace,
+        read_onward: p.read_onward,
         ..EncoderSpec::default()
     };
     let analyzer = if p.signals {
@@ -586,8 +588,42 @@ pub fn train(
             .map(|x| encoder.features(&x.url))
             .collect()
     };
-    let (xs, vs) = (encode(train), encode(val));
-    let (ts, vts) = (train.targets(), val.targets());
+    let (mut xs, vs) = (encode(train), encode(val));
+    let (mut ts, vts) = (train.targets(), val.targets());
+    if p.wrap > 0.0 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x7772_6170);
+        // Only URLs on unknown sites, each with probability `wrap`: the wrapper is then read as
+        // the page it leads to (with `read_onward`), and the copies, in the labels' mix of those
+        // rows, teach that a known site passing you on says nothing by itself about the page.
+        // A known site's URL inside a wrapper is read whole, and its phishing copies would teach
+        // that a known site's text (`/login` on it) is phishing.
+        let unknown = |url: &str| {
+            let a = encoder.analyzer().analyze(url);
+            a.host.is_some() && a.known_tier.is_none()
+        };
+        let mut picked: Vec<(String, f32)> = Vec::new();
+        for (x, &t) in train.samples.iter().zip(&ts) {
+            if unknown(&x.url) && rng.gen_bool(p.wrap) {
+                let which = rng.gen_range(0..augment::WRAPPERS.len());
+                picked.push((augment::wrap(&x.url, which), t));
+            }
+        }
+        let phishing = picked.iter().filter(|(_, t)| *t > 0.5).count();
+        log(&format!(
+            "wrap: {} training URLs added inside one of {} link wrappers ({} phishing, {} legitimate)",
+            picked.len(),
+            augment::WRAPPERS.len(),
+            phishing,
+            picked.len() - phishing
+        ));
+        xs.extend(
+            picked
+                .par_iter()
+                .map(|(u, _)| encoder.features(u))
+                .collect::<Vec<_>>(),
+        );
+        ts.extend(picked.iter().map(|(_, t)| *t));
+    }
     log(&format!(
         "training on {} URLs, validating on {}; {} ids, width {}, lr {}, l2 {:e}, seed {seed}",
         xs.len(),

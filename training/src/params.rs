@@ -36,6 +36,14 @@ pub struct NgramParams {
     /// N-grams of URLs on known domains in a namespace of their own (see `lib_ml::encoder`).
     #[serde(default)]
     pub known_namespace: bool,
+    /// A known site's URL that passes you on to an unknown site is read from the onward address
+    /// on (see `lib_ml::encoder`).
+    #[serde(default)]
+    pub read_onward: bool,
+    /// Share of training URLs added once more inside a link wrapper or open redirect of a
+    /// known site, with their own label (`augment::WRAPPERS`; 0, the default: none).
+    #[serde(default)]
+    pub wrap: f64,
     /// Ranked domain list (Tranco) for known domains and the brand pool (relative paths resolve
     /// against the params file).
     pub known_domains: PathBuf,
@@ -224,6 +232,9 @@ impl Params {
                 {
                     bail!("[ngram] max_chars, epochs and learning_rate must be positive, l2 not negative");
                 }
+                if !(0.0..=1.0).contains(&n.wrap) {
+                    bail!("[ngram] wrap {} must be in [0, 1]", n.wrap);
+                }
                 if !matches!(n.weights.as_str(), "f32" | "codebook8") {
                     bail!(
                         "[ngram] weights `{}`: expected `f32` or `codebook8`",
@@ -379,6 +390,10 @@ mod tests {
             (
                 ngram.replace("weights = \"codebook8\"", "weights = \"int4\""),
                 "weights `int4`",
+            ),
+            (
+                ngram.replace("wrap = 0.0", "wrap = 1.5"),
+                "wrap 1.5 must be",
             ),
         ] {
             let err = toml::from_str::<Params>(&bad)

@@ -552,14 +552,16 @@ mod tests {
             assert_eq!(Counter::parse(name), Some(*c), "{key}");
             assert!(keys.insert(key));
         }
-        // Keys of other writers or of an older release are not misread.
+        // Keys of other writers or of an older release are not misread; a reason bit past the
+        // last code is not one.
+        let past_the_codes = format!("served:phishing:0:0:{:x}", 1u64 << REASON_CODES.len());
         for name in [
             "predictions:phishing",
             "latency_bucket:3",
             "served:phishing:12:0:0",
             "served:phishing:11:13:0",
             "served:spam:0:0:0",
-            "served:phishing:0:0:10000",
+            past_the_codes.as_str(),
             "served:phishing:0:0:zz",
             "failed:nope:0",
             "feedback:maybe",

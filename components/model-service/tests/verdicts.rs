@@ -1,8 +1,8 @@
 //! The released model on pages it was never trained on: real sign-in pages of widely used
 //! services must score legitimate, the classic tricks phishing (`model/checks/`: the first two
 //! lists written before model 2.0.0 was trained, and consulted for 2.0.0's design; the `-more`
-//! ones written after 2.3.0; `sign-in-flows.txt` after 2.4.1). A floor, not a list of exceptions:
-//! 90% of each list.
+//! ones written after 2.3.0; `sign-in-flows.txt` after 2.4.1; `redirects.txt` and
+//! `redirect-tricks.txt` after 2.5.0). A floor, not a list of exceptions: 90% of each list.
 
 use model_service::model::Classifier;
 
@@ -31,20 +31,30 @@ fn misses(c: &Classifier, file: &str, phishing: bool) -> (usize, Vec<String>) {
     (list.len(), wrong)
 }
 
+/// Holds `file` to a floor: at least `min` URLs, and at most `most_wrong_percent`% of them on
+/// the wrong side of the threshold (`phishing`: the side they belong on).
+fn hold_to_floor(
+    c: &Classifier,
+    file: &str,
+    phishing: bool,
+    min: usize,
+    most_wrong_percent: usize,
+) {
+    let (n, wrong) = misses(c, file, phishing);
+    assert!(n >= min, "{file} must hold at least {min} URLs, holds {n}");
+    let side = if phishing { "legitimate" } else { "phishing" };
+    eprintln!("{file}: {} of {n} scored {side}: {wrong:#?}", wrong.len());
+    assert!(
+        wrong.len() * 100 <= n * most_wrong_percent,
+        "{file}: more than {most_wrong_percent}% score {side}: {wrong:#?}"
+    );
+}
+
 #[test]
 fn real_sign_in_pages_score_legitimate() {
     let c = model_service::model::load().unwrap();
     for file in ["login-pages.txt", "login-pages-more.txt"] {
-        let (n, wrong) = misses(&c, file, false);
-        assert!(n >= 50, "{file} must hold at least 50 pages, holds {n}");
-        eprintln!(
-            "{file}: {} of {n} sign-in pages scored phishing: {wrong:#?}",
-            wrong.len()
-        );
-        assert!(
-            wrong.len() * 10 <= n,
-            "{file}: more than 10% of real sign-in pages score phishing: {wrong:#?}"
-        );
+        hold_to_floor(&c, file, false, 50, 10);
     }
 }
 
@@ -71,19 +81,43 @@ fn sign_in_flows_score_legitimate_and_their_query_on_another_domain_phishing() {
 }
 
 #[test]
+fn a_link_that_passes_you_on_scores_as_where_it_leads() {
+    let c = model_service::model::load().unwrap();
+    // Phishing passed through a widely used site's link wrapper, open redirect, translation
+    // proxy or consent screen: read as the page it leads to (`EncoderSpec::read_onward`).
+    hold_to_floor(&c, "redirect-tricks.txt", true, 16, 10);
+    // Links on to a widely used site or the site's own pages. The floor is 75%, not 90%: sign-in
+    // pages' return addresses (`accounts.google.com/ServiceLogin?continue=https://mail.google.com/`)
+    // score phishing because PhishStorm labels real ones of Yahoo's phishing (model/README.md,
+    // 2.6.0), and no legitimate source of them exists yet.
+    hold_to_floor(&c, "redirects.txt", false, 16, 25);
+    // A known site passing you on to an unknown one is read as that page: the same verdict as
+    // the page pasted alone, escaped or not.
+    let pairs = [
+        (
+            "https://www.google.com/url?q=https%3A%2F%2Fpaypal.com.account-verify.top%2Fsignin&sa=D",
+            "https://paypal.com.account-verify.top/signin",
+        ),
+        (
+            "https://l.facebook.com/l.php?u=https%3A%2F%2Fwww.fftw.org%2Fdownload.html&h=AT1",
+            "https://www.fftw.org/download.html",
+        ),
+        (
+            "https://www.google.com/url?q=https://tukaani.org/xz/&sa=D",
+            "https://tukaani.org/xz/",
+        ),
+    ];
+    for (wrapped, alone) in pairs {
+        let s = c.scores(&[wrapped, alone]).unwrap();
+        assert_eq!(s[0] >= c.threshold, s[1] >= c.threshold, "{wrapped} {s:?}");
+    }
+}
+
+#[test]
 fn classic_tricks_score_phishing() {
     let c = model_service::model::load().unwrap();
     for file in ["tricks.txt", "tricks-more.txt"] {
-        let (n, wrong) = misses(&c, file, true);
-        assert!(n >= 30, "{file} must hold at least 30 tricks, holds {n}");
-        eprintln!(
-            "{file}: {} of {n} tricks scored legitimate: {wrong:#?}",
-            wrong.len()
-        );
-        assert!(
-            wrong.len() * 10 <= n,
-            "{file}: more than 10% of the classic tricks score legitimate: {wrong:#?}"
-        );
+        hold_to_floor(&c, file, true, 30, 10);
     }
 }
 
@@ -147,6 +181,40 @@ fn explanations_add_up_and_point_at_the_real_site() {
     assert!(score > 0.9);
     // Same model, same score as the plain path.
     assert_eq!(c.scores(&[url]).unwrap()[0], score);
+
+    // A known site passing you on to an unknown one: the reasons are about where it leads, and
+    // the n-grams' share sits on the onward address, none on the wrapper's host.
+    let url =
+        "https://www.google.com/url?q=https%3A%2F%2Fpaypal.com.account-verify.top%2Fsignin&sa=D";
+    let (score, a, e) = c.explain(&[url]).unwrap().remove(0);
+    assert!(score >= c.threshold, "{score}");
+    assert_eq!(a.registrable_domain.as_deref(), Some("google.com"));
+    let passes = e
+        .reasons
+        .iter()
+        .find(|r| r.code == "passes_on_unknown")
+        .unwrap();
+    assert!(passes.message.contains("account-verify.top"), "{passes:?}");
+    let mismatch = e
+        .reasons
+        .iter()
+        .find(|r| r.code == "domain_mismatch")
+        .unwrap();
+    assert!(
+        mismatch.message.contains("account-verify.top"),
+        "{mismatch:?}"
+    );
+    assert!(
+        !e.reasons.iter().any(|r| r.code == "known_domain"),
+        "{:?}",
+        e.reasons
+    );
+    let joined: String = e.parts.iter().map(|p| p.text.as_str()).collect();
+    assert_eq!(joined, url.to_lowercase());
+    let host = e.parts.iter().find(|p| p.kind == "host").unwrap();
+    assert_eq!(host.contribution, 0.0, "{host:?}");
+    let query = e.parts.iter().find(|p| p.kind == "query").unwrap();
+    assert!(query.contribution > 0.0, "{query:?}");
 }
 
 #[test]
@@ -185,6 +253,7 @@ fn the_explanation_uses_the_models_own_terms() {
         "http://45.137.21.9/www.chase.com/auth/",
         "https://login.live.com/login.srf",
         "https://mail.proton.me/u/0/inbox",
+        "https://www.google.com/url?q=https%3A%2F%2Fpaypal.com.account-verify.top%2Fsignin&sa=D",
     ] {
         let (score, _, e) = c.explain(&[url]).unwrap().remove(0);
         let logit = (score / (1.0 - score)).ln();

@@ -306,11 +306,23 @@ pub enum Signal {
     LongHost,
     /// The scheme is `http` (not `https`).
     PlainHttp,
+    /// The path or query carries a web address on the URL's own site (a sign-in page's
+    /// `continue=https://mail.google.com/` on google.com).
+    PassesOnSameSite,
+    /// ... on another site that is widely used (a link wrapper to a news site, a sign-in
+    /// flow's `redirect_uri`).
+    PassesOnKnown,
+    /// ... on another site that is not (`?url=https://fresh-domain.top/`).
+    PassesOnUnknown,
+    /// A widely used site passes you on to one that is not: an open redirect or a link
+    /// wrapper (`google.com/url?q=https://fresh-domain.top/`). On with
+    /// [`Signal::PassesOnUnknown`], so that the model can weigh the two cases apart.
+    KnownPassesOnUnknown,
 }
 
 impl Signal {
     /// Every signal, in index order.
-    pub const ALL: [Signal; 24] = [
+    pub const ALL: [Signal; 28] = [
         Signal::Unparsable,
         Signal::IpHost,
         Signal::Punycode,
@@ -335,6 +347,10 @@ impl Signal {
         Signal::Port,
         Signal::LongHost,
         Signal::PlainHttp,
+        Signal::PassesOnSameSite,
+        Signal::PassesOnKnown,
+        Signal::PassesOnUnknown,
+        Signal::KnownPassesOnUnknown,
     ];
 
     /// Its index in [`Signal::ALL`].
@@ -372,6 +388,10 @@ impl Signal {
             Signal::Port => "port",
             Signal::LongHost => "long_host",
             Signal::PlainHttp => "plain_http",
+            Signal::PassesOnSameSite => "passes_on_same_site",
+            Signal::PassesOnKnown => "passes_on_known",
+            Signal::PassesOnUnknown => "passes_on_unknown",
+            Signal::KnownPassesOnUnknown => "known_passes_on_unknown",
         }
     }
 }
@@ -697,6 +717,29 @@ pub struct Analysis {
     pub domain_hyphens: usize,
     /// Digits in the registrable domain's name.
     pub domain_digits: bool,
+    /// Where the address passes you on: a web address written in its path or query.
+    pub onward: Option<Onward>,
+}
+
+/// A web address carried in a URL's path or query (`?url=https://…`, `?continue=https%3A%2F%2F…`,
+/// `/RU=https://…/`): where a redirect, a link wrapper or a sign-in page sends you next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Onward {
+    /// Its registrable domain (or its IP address).
+    pub domain: String,
+    /// How it stands to the URL's own site.
+    pub kind: OnwardKind,
+}
+
+/// How an onward address stands to the URL's own site; ordered by risk, least first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OnwardKind {
+    /// The same registrable domain (or the same IP address).
+    SameSite,
+    /// Another site among the known domains.
+    Known,
+    /// Another site, not among them (or an IP address).
+    Unknown,
 }
 
 impl Analysis {
@@ -739,6 +782,17 @@ impl Analysis {
             Signal::LongHost,
         );
         on(parts.scheme.as_deref() == Some("http"), Signal::PlainHttp);
+        let onward = self.onward.as_ref().map(|o| o.kind);
+        on(
+            onward == Some(OnwardKind::SameSite),
+            Signal::PassesOnSameSite,
+        );
+        on(onward == Some(OnwardKind::Known), Signal::PassesOnKnown);
+        on(onward == Some(OnwardKind::Unknown), Signal::PassesOnUnknown);
+        on(
+            onward == Some(OnwardKind::Unknown) && self.known_tier.is_some(),
+            Signal::KnownPassesOnUnknown,
+        );
         s
     }
 }
@@ -802,6 +856,8 @@ impl UrlAnalyzer {
                 self.brands_in(&mut a, sub, name, &parts.rest);
             }
         }
+        let own = a.registrable_domain.as_deref().unwrap_or(&host);
+        a.onward = self.onward(&parts.rest, own);
         a.host = Some(host);
         a.parts = Some(parts);
         a
@@ -864,7 +920,224 @@ impl UrlAnalyzer {
     }
 }
 
+/// At most this many web addresses in one URL's path and query are looked at.
+const MAX_ONWARD: usize = 8;
+
+/// `s` with `%XX` escapes decoded, up to three rounds (addresses inside addresses are escaped
+/// once per level), invalid UTF-8 replaced.
+fn percent_decoded(s: &str) -> std::borrow::Cow<'_, str> {
+    let mut out = std::borrow::Cow::Borrowed(s);
+    for _ in 0..3 {
+        let b = out.as_bytes();
+        let hex = |c: u8| (c as char).to_digit(16);
+        let escaped = |i: usize| {
+            b[i] == b'%' && i + 2 < b.len() && hex(b[i + 1]).is_some() && hex(b[i + 2]).is_some()
+        };
+        if !(0..b.len()).any(escaped) {
+            break;
+        }
+        let mut bytes = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            if escaped(i) {
+                bytes.push((hex(b[i + 1]).unwrap_or(0) * 16 + hex(b[i + 2]).unwrap_or(0)) as u8);
+                i += 3;
+            } else {
+                bytes.push(b[i]);
+                i += 1;
+            }
+        }
+        out = std::borrow::Cow::Owned(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    out
+}
+
+/// The host of each web address written in `rest` (a URL's path, query and fragment, decoded):
+/// `http://` or `https://` at the start of a parameter's value or a path segment (after `=`,
+/// `?`, `&`, `/` or `#`), the host up to the next `/?#&\`, without user or port.
+fn onward_hosts(rest: &str) -> impl Iterator<Item = String> + '_ {
+    let lower = rest.to_ascii_lowercase();
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find("http").map(|i| from + i) {
+        from = i + 4;
+        let after = &lower[i + 4..];
+        let Some(authority) = after
+            .strip_prefix("s://")
+            .or_else(|| after.strip_prefix("://"))
+        else {
+            continue;
+        };
+        if i > 0 && !b"=?&/#".contains(&lower.as_bytes()[i - 1]) {
+            continue;
+        }
+        let end = authority
+            .find(|c: char| "/?#&\\".contains(c) || c.is_whitespace())
+            .unwrap_or(authority.len());
+        let hostport = &authority[..end];
+        let host = hostport.rsplit('@').next().unwrap_or(hostport);
+        let host = if host.starts_with('[') {
+            host.find(']').map_or(host, |j| &host[..=j])
+        } else {
+            host.split(':').next().unwrap_or(host)
+        };
+        found.push(host.strip_suffix('.').unwrap_or(host).to_string());
+        if found.len() == MAX_ONWARD {
+            break;
+        }
+    }
+    found.into_iter()
+}
+
+/// Where the first web address written after the host of `text` (a URL as
+/// [`read_text`](crate::ngrams::read_text) gives it, lower-cased) starts: a byte index of
+/// `http://` or `https://`, plain or percent-escaped once or twice (`https%3a%2f%2f`,
+/// `https%253a%252f%252f`), at the start of a parameter's value or a path segment (after `=`,
+/// `?`, `&`, `/` or `#`, plain or escaped).
+pub fn onward_start(text: &str) -> Option<usize> {
+    const SCHEMES: [&str; 6] = [
+        "://",
+        "s://",
+        "%3a%2f%2f",
+        "s%3a%2f%2f",
+        "%253a%252f%252f",
+        "s%253a%252f%252f",
+    ];
+    const BEFORE: [&str; 9] = ["=", "?", "&", "/", "#", "%3d", "%2f", "%3f", "%26"];
+    let host_from = text.find("://").map_or(0, |i| i + 3);
+    let path_from = text[host_from..]
+        .find(['/', '?', '#', '\\'])
+        .map_or(text.len(), |i| host_from + i);
+    let mut from = path_from;
+    while let Some(i) = text[from..].find("http").map(|i| from + i) {
+        from = i + 4;
+        let after = &text[i + 4..];
+        let before = &text[..i];
+        if SCHEMES.iter().any(|s| after.starts_with(s))
+            && BEFORE.iter().any(|b| before.ends_with(b))
+        {
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// The onward address that starts `tail` (a tail of a URL's read text from an
+/// [`onward_start`]), as [`normalize_url`] writes it and lower-cased, with the byte of `tail`
+/// each of its bytes comes from. Escaped, it is the parameter's value up to the next `&` or `#`,
+/// decoded (up to three rounds; left escaped if that is not UTF-8); written plainly, the rest of
+/// the text (where it ends is not written down).
+pub fn onward_text(tail: &str) -> (String, Vec<usize>) {
+    let escaped = tail
+        .strip_prefix("https")
+        .or_else(|| tail.strip_prefix("http"))
+        .is_some_and(|r| r.starts_with('%'));
+    let end = if escaped {
+        tail.find(['&', '#']).unwrap_or(tail.len())
+    } else {
+        tail.len()
+    };
+    let mut bytes: Vec<u8> = tail.as_bytes()[..end].to_vec();
+    let mut from: Vec<usize> = (0..end).collect();
+    if escaped {
+        let hex = |c: u8| (c as char).to_digit(16);
+        for _ in 0..3 {
+            let (mut b, mut f) = (
+                Vec::with_capacity(bytes.len()),
+                Vec::with_capacity(bytes.len()),
+            );
+            let mut i = 0;
+            while i < bytes.len() {
+                match (
+                    bytes[i],
+                    bytes.get(i + 1).and_then(|&c| hex(c)),
+                    bytes.get(i + 2).and_then(|&c| hex(c)),
+                ) {
+                    (b'%', Some(h), Some(l)) => {
+                        b.push((h * 16 + l) as u8);
+                        f.push(from[i]);
+                        i += 3;
+                    }
+                    (c, _, _) => {
+                        b.push(c);
+                        f.push(from[i]);
+                        i += 1;
+                    }
+                }
+            }
+            if b.len() == bytes.len() {
+                break;
+            }
+            (bytes, from) = (b, f);
+        }
+    }
+    let Ok(text) = String::from_utf8(bytes) else {
+        return (tail[..end].to_string(), (0..end).collect());
+    };
+    let text = text.to_lowercase();
+    if text.len() != from.len() {
+        // Lower-casing changed a length: keep the bytes of the tail as they are.
+        return (tail[..end].to_string(), (0..end).collect());
+    }
+    let normalized = normalize_url(&text).into_owned();
+    if normalized.len() == text.len() + 1 && !from.is_empty() {
+        // An empty path written as `/`: the inserted byte comes from the one before it.
+        let at = normalized
+            .bytes()
+            .zip(text.bytes())
+            .position(|(a, b)| a != b)
+            .unwrap_or(text.len());
+        let src = from[at.saturating_sub(1).min(from.len().saturating_sub(1))];
+        from.insert(at, src);
+        return (normalized, from);
+    }
+    (text, from)
+}
+
+/// The onward address that starts `tail` (see [`onward_text`]).
+pub fn onward_url(tail: &str) -> String {
+    onward_text(tail).0
+}
+
 impl UrlAnalyzer {
+    /// Where the URL passes you on (see [`Onward`]): of the web addresses in `rest` (read
+    /// percent-decoded), the one that stands furthest from `own` (the URL's registrable domain,
+    /// or its host when it has none), an unknown site before a known one before its own.
+    fn onward(&self, rest: &str, own: &str) -> Option<Onward> {
+        let decoded = percent_decoded(rest);
+        let mut best: Option<Onward> = None;
+        for host in onward_hosts(&decoded) {
+            let host = ascii_host(&host);
+            let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+            let (domain, kind) = if is_ip_host(&host) {
+                let kind = if host == own {
+                    OnwardKind::SameSite
+                } else {
+                    OnwardKind::Unknown
+                };
+                (host, kind)
+            } else if host.contains('.') && host.chars().all(valid) && !host.starts_with('.') {
+                let Some(reg) = split_host(&host).registrable else {
+                    continue;
+                };
+                let kind = if reg == own {
+                    OnwardKind::SameSite
+                } else if self.known.tier(reg).is_some() {
+                    OnwardKind::Known
+                } else {
+                    OnwardKind::Unknown
+                };
+                (reg.to_string(), kind)
+            } else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|b| kind > b.kind) {
+                best = Some(Onward { domain, kind });
+            }
+        }
+        best
+    }
+
     /// A widely used domain written in front of the URL's own registrable domain, whole labels
     /// from a label's start: inside the subdomain (`paypal.com.account-verify.info`), or ending
     /// at a hyphen in the next label (`usps.com-track.top`, `m.facebook.com-login.example.net`).
@@ -928,6 +1201,77 @@ mod tests {
         )
         .unwrap();
         UrlAnalyzer::new(known, brands)
+    }
+
+    #[test]
+    fn an_address_in_the_path_or_query_is_where_the_url_passes_you_on() {
+        let a = analyzer();
+        let onward = |url: &str| a.analyze(url).onward.map(|o| (o.domain, o.kind));
+        use OnwardKind::*;
+        // Escaped once or twice, raw, in a path segment; the riskiest of several wins.
+        assert_eq!(
+            onward("https://www.google.com/url?q=https%3A%2F%2Fmail.fresh-site.top%2Flogin&sa=D"),
+            Some(("fresh-site.top".into(), Unknown))
+        );
+        assert_eq!(
+            onward("https://x.example/r?u=https%253A%252F%252Fpaypal.com%252F"),
+            Some(("paypal.com".into(), Known))
+        );
+        assert_eq!(
+            onward("https://r.example.net/RU=http://user@10.0.0.1:8080/x/RK=2"),
+            Some(("10.0.0.1".into(), Unknown))
+        );
+        assert_eq!(
+            onward("https://accounts.google.com/signin?continue=https://mail.google.com/&x=https://apple.com/"),
+            Some(("apple.com".into(), Known))
+        );
+        assert_eq!(
+            onward("https://accounts.google.com/ServiceLogin?continue=https%3A%2F%2Fmail.google.com%2F"),
+            Some(("google.com".into(), SameSite))
+        );
+        // Not an address: inside a word, no host, a bare word.
+        assert_eq!(onward("https://a.example/xhttps://b.example/"), None);
+        assert_eq!(onward("https://a.example/?u=https://"), None);
+        assert_eq!(onward("https://a.example/?u=https://localhost/"), None);
+        assert_eq!(onward("https://a.example/about-http"), None);
+        let signals = |url: &str| a.analyze(url).signals();
+        let s = signals("https://www.google.com/url?q=https://fresh-site.top/");
+        assert!(s.contains(&Signal::PassesOnUnknown) && s.contains(&Signal::KnownPassesOnUnknown));
+        let s = signals("https://fresh-site.top/go?to=https://other-site.top/");
+        assert!(s.contains(&Signal::PassesOnUnknown) && !s.contains(&Signal::KnownPassesOnUnknown));
+        assert!(signals("https://www.google.com/url?q=https://apple.com/")
+            .contains(&Signal::PassesOnKnown));
+        assert!(
+            signals("https://accounts.google.com/signin?continue=https://mail.google.com/")
+                .contains(&Signal::PassesOnSameSite)
+        );
+    }
+
+    #[test]
+    fn the_onward_address_starts_after_the_host() {
+        fn at(t: &str) -> Option<&str> {
+            onward_start(t).map(|i| &t[i..])
+        }
+        assert_eq!(
+            at("https://www.google.com/url?q=https://b.top/x"),
+            Some("https://b.top/x")
+        );
+        assert_eq!(
+            at("https://l.example/l.php?u=https%3a%2f%2fb.top%2f&h=1"),
+            Some("https%3a%2f%2fb.top%2f&h=1")
+        );
+        assert_eq!(
+            at("https://x.example/u%3dhttp%253a%252f%252fb.top"),
+            Some("http%253a%252f%252fb.top")
+        );
+        assert_eq!(
+            at("https://r.example/ru=http://b.top/"),
+            Some("http://b.top/")
+        );
+        assert_eq!(at("https://httpbin.org/get"), None);
+        assert_eq!(at("https://a.example/xhttps://b.top/"), None);
+        assert_eq!(at("https://a.example/"), None);
+        assert_eq!(at(""), None);
     }
 
     #[test]

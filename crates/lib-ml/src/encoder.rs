@@ -17,8 +17,9 @@
 //! ```
 
 use crate::analysis::{normalize_url, Analysis, Brands, KnownDomains, Signal, UrlAnalyzer};
+use crate::analysis::{onward_start, onward_text, OnwardKind};
 use crate::domain::PSL_VERSION;
-use crate::ngrams::{bucket, salted_ngram_features, NgramSpec};
+use crate::ngrams::{bucket, read_text, text_ngram_features, NgramSpec};
 use serde::{Deserialize, Serialize};
 
 /// `features.json`: how URLs become model inputs.
@@ -38,11 +39,42 @@ pub struct EncoderSpec {
     /// (`/login` on `live.com` is not `/login` on a fresh domain).
     #[serde(default)]
     pub known_namespace: bool,
+    /// When a known site passes you on to an unknown one ([`Signal::KnownPassesOnUnknown`]:
+    /// a link wrapper or open redirect, `google.com/url?q=https://fresh.top/login`), the link
+    /// is read as the page it leads to: the n-grams from the onward address on (as written, in
+    /// the plain namespace), that address's signals and public suffix, and the two signals that
+    /// say a known site passed you on. Without it a known site's text and standing
+    /// (`/url?q=` on google.com, a top-1,000 domain) vouch for wherever it sends you.
+    #[serde(default)]
+    pub read_onward: bool,
 }
 
 impl EncoderSpec {
     /// The format tag.
-    pub const FORMAT: &'static str = "phishing-url-features/1";
+    pub const FORMAT: &'static str = "phishing-url-features/2";
+}
+
+/// How one URL is read (see [`UrlEncoder::reading`]).
+#[derive(Debug, Clone)]
+pub struct Reading {
+    /// The n-grams' namespace.
+    pub namespace: u64,
+    /// Read as the page it leads to, that page (else the n-grams are the whole read text's).
+    pub onward: Option<OnwardReading>,
+}
+
+/// A URL read as the page it leads to.
+#[derive(Debug, Clone)]
+pub struct OnwardReading {
+    /// Where the onward address starts in the URL's read text.
+    pub start: usize,
+    /// The onward address as the n-grams read it ([`onward_text`]).
+    pub text: String,
+    /// For each byte of `text`, the byte of the URL's read text it comes from.
+    pub source: Vec<usize>,
+    /// Its analysis, whose signals and public suffix are the inputs (with
+    /// [`Signal::PassesOnUnknown`] and [`Signal::KnownPassesOnUnknown`]).
+    pub analysis: Analysis,
 }
 
 impl Default for EncoderSpec {
@@ -58,6 +90,7 @@ impl Default for EncoderSpec {
             signals: true,
             psl_version: PSL_VERSION.into(),
             known_namespace: false,
+            read_onward: false,
         }
     }
 }
@@ -159,6 +192,61 @@ impl UrlEncoder {
         u64::from(self.spec.signals && self.spec.known_namespace && analysis.known_tier.is_some())
     }
 
+    /// How the URL of `analysis` is read (`text`: the URL as [`read_text`] gives it): all of
+    /// it, in the URL's [`namespace`](Self::namespace); or, with `read_onward` and a known site
+    /// that passes you on to an unknown one, as the page it leads to (see
+    /// [`EncoderSpec::read_onward`]).
+    pub fn reading(&self, analysis: &Analysis, text: &str) -> Reading {
+        let whole = Reading {
+            namespace: self.namespace(analysis),
+            onward: None,
+        };
+        let passes_on = analysis
+            .onward
+            .as_ref()
+            .is_some_and(|o| o.kind == OnwardKind::Unknown);
+        if !(self.spec.signals
+            && self.spec.read_onward
+            && passes_on
+            && analysis.known_tier.is_some())
+        {
+            return whole;
+        }
+        let Some(start) = onward_start(text) else {
+            return whole;
+        };
+        let (onward, source) = onward_text(&text[start..]);
+        let onward_analysis = self.analyzer.analyze(&onward);
+        if onward_analysis.host.is_none() {
+            return whole;
+        }
+        Reading {
+            namespace: 0,
+            onward: Some(OnwardReading {
+                start,
+                text: onward,
+                source: source.into_iter().map(|i| start + i).collect(),
+                analysis: onward_analysis,
+            }),
+        }
+    }
+
+    /// The inputs' signals of a URL with this analysis read this way.
+    pub fn signals(&self, analysis: &Analysis, reading: &Reading) -> Vec<Signal> {
+        match &reading.onward {
+            None => analysis.signals(),
+            Some(onward) => {
+                let mut s = onward.analysis.signals();
+                for extra in [Signal::PassesOnUnknown, Signal::KnownPassesOnUnknown] {
+                    if !s.contains(&extra) {
+                        s.push(extra);
+                    }
+                }
+                s
+            }
+        }
+    }
+
     /// The id of the public-suffix token of a URL with this analysis (an n-gram bucket), if
     /// the spec has signals and the URL a suffix.
     pub fn suffix_id(&self, analysis: &Analysis) -> Option<u32> {
@@ -172,15 +260,22 @@ impl UrlEncoder {
     pub fn features_with_analysis(&self, url: &str) -> (Vec<(u32, f32)>, Analysis) {
         let url = &*normalize_url(url);
         let analysis = self.analyzer.analyze(url);
-        let mut f = salted_ngram_features(url, &self.spec.ngrams, self.namespace(&analysis));
+        let text = read_text(url, &self.spec.ngrams);
+        let reading = self.reading(&analysis, &text);
+        let read = reading
+            .onward
+            .as_ref()
+            .map_or(text.as_str(), |o| o.text.as_str());
+        let mut f = text_ngram_features(read, &self.spec.ngrams, reading.namespace);
         if self.spec.signals {
-            if let Some(id) = self.suffix_id(&analysis) {
+            let of = reading.onward.as_ref().map_or(&analysis, |o| &o.analysis);
+            if let Some(id) = self.suffix_id(of) {
                 match f.iter_mut().find(|(i, _)| *i == id) {
                     Some((_, v)) => *v += 1.0,
                     None => f.push((id, 1.0)),
                 }
             }
-            for s in analysis.signals() {
+            for s in self.signals(&analysis, &reading) {
                 f.push((self.signal_id(s) as u32, 1.0));
             }
         }
@@ -258,6 +353,69 @@ mod tests {
             enc.features("paypal.com/signin"),
             enc.features("http://paypal.com/signin")
         );
+    }
+
+    #[test]
+    fn a_known_site_passing_you_on_is_read_from_the_onward_address() {
+        let known = crate::analysis::KnownDomains::from_ranked(["google.com"], &[10]);
+        let with = |read_onward: bool| {
+            let spec = EncoderSpec {
+                known_namespace: true,
+                read_onward,
+                ..EncoderSpec::default()
+            };
+            UrlEncoder::new(spec, UrlAnalyzer::new(known.clone(), Default::default())).unwrap()
+        };
+        let (on, off) = (with(true), with(false));
+        let wrapped = "https://www.google.com/url?q=https://fresh-site.top/login";
+        let alone = "https://fresh-site.top/login";
+        // Read as the page it leads to: that page's n-grams, public suffix and signals, and the
+        // two that say a known site passed you on.
+        let passed_on =
+            [Signal::PassesOnUnknown, Signal::KnownPassesOnUnknown].map(|s| on.signal_id(s) as u32);
+        let mut expected = on.features(alone);
+        expected.extend(passed_on.map(|i| (i, 1.0)));
+        expected.sort_by_key(|&(i, _)| i);
+        let mut got = on.features(wrapped);
+        got.sort_by_key(|&(i, _)| i);
+        assert_eq!(got, expected);
+        assert_ne!(off.features(wrapped).len(), expected.len());
+        let text = read_text(wrapped, &on.spec().ngrams);
+        let r = on.reading(&on.analyzer().analyze(wrapped), &text);
+        let o = r.onward.unwrap();
+        assert_eq!((o.start, r.namespace), (29, 0));
+        assert_eq!(
+            o.analysis.registrable_domain.as_deref(),
+            Some("fresh-site.top")
+        );
+        // Escaped, the address is its parameter's value, decoded, for the signals.
+        let escaped = "https://l.google.com/l?u=https%3A%2F%2Fwww.paypal.com.fresh-site.top%2F&h=x";
+        let text = read_text(escaped, &on.spec().ngrams);
+        let r = on.reading(&on.analyzer().analyze(escaped), &text);
+        let onward = r.onward.unwrap();
+        assert_eq!(onward.text, "https://www.paypal.com.fresh-site.top/");
+        assert_eq!(
+            onward.analysis.host.as_deref(),
+            Some("www.paypal.com.fresh-site.top")
+        );
+        // Each byte read comes from its escape or itself in the URL.
+        let from = |k: usize| &text[onward.source[k]..];
+        assert!(from(0).starts_with("https%3a%2f%2fwww."), "{}", from(0));
+        assert!(from(5).starts_with("%3a%2f"), "{}", from(5));
+        assert!(from(8).starts_with("www.paypal"), "{}", from(8));
+        // A plainly written one, escaped or not, gives the same n-grams and signals.
+        let plain = "https://l.google.com/l?u=https://www.paypal.com.fresh-site.top/";
+        assert_eq!(on.features(plain), on.features(escaped));
+        // A known onward site, or an unknown wrapper: the whole URL, as before.
+        for url in [
+            "https://www.google.com/url?q=https://www.google.com/maps",
+            "https://fresh-site.top/go?u=https://other.top/",
+        ] {
+            let text = read_text(url, &on.spec().ngrams);
+            let r = on.reading(&on.analyzer().analyze(url), &text);
+            assert!(r.onward.is_none(), "{url}");
+            assert_eq!(on.features(url), off.features(url), "{url}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::ngrams::{for_each_window, read_text, NgramSpec};
 use std::collections::HashMap;
 
 /// Every reason code, in a fixed order (the OpenAPI document lists the same).
-pub const REASON_CODES: [&str; 16] = [
+pub const REASON_CODES: [&str; 19] = [
     "domain_mismatch",
     "brand_in_path",
     "brand_in_domain",
@@ -31,6 +31,9 @@ pub const REASON_CODES: [&str; 16] = [
     "long_host",
     "plain_http",
     "not_a_url",
+    "passes_on_unknown",
+    "passes_on_known",
+    "passes_on_same_site",
 ];
 
 /// One reason: a stable code, a sentence, and how much it moved the score (in logit units:
@@ -145,6 +148,13 @@ fn byte_contributions(
     per_byte
 }
 
+/// The site an address passes you on to, for a sentence.
+fn onward(a: &Analysis) -> &str {
+    a.onward
+        .as_ref()
+        .map_or("another site", |o| o.domain.as_str())
+}
+
 /// The reason for `signal`.
 fn reason_for(signal: Signal, a: &Analysis, weight: f32) -> Option<Reason> {
     let site = a.registrable_domain.as_deref().unwrap_or("this site");
@@ -230,6 +240,23 @@ fn reason_for(signal: Signal, a: &Analysis, weight: f32) -> Option<Reason> {
             "plain_http",
             "The link is http://, not https://: the connection is not encrypted.".to_string(),
         ),
+        Signal::PassesOnUnknown | Signal::KnownPassesOnUnknown => (
+            "passes_on_unknown",
+            format!("The address passes you on to {}, which is not a widely used site.", onward(a)),
+        ),
+        Signal::PassesOnKnown => (
+            "passes_on_known",
+            // As with a known domain: a push toward phishing must not read as reassurance.
+            if weight > 0.0 {
+                format!("The address carries a link on to {}; that alone does not make it safe.", onward(a))
+            } else {
+                format!("The address passes you on to {}, a widely used site.", onward(a))
+            },
+        ),
+        Signal::PassesOnSameSite => (
+            "passes_on_same_site",
+            format!("The address passes you on within {site}."),
+        ),
         Signal::Subdomains0 | Signal::Subdomains1 => return None,
     };
     Some(Reason {
@@ -249,12 +276,23 @@ pub fn explain(
 ) -> Explanation {
     let spec = &encoder.spec().ngrams;
     let first_signal = 1u32 << spec.bits;
+    let normalized = normalize_url(url).to_lowercase();
+    let text = read_text(&normalized, spec);
+    let reading = encoder.reading(analysis, &text);
+    // Read as the page it leads to, the signals are that page's; the wrapper's onward address
+    // stays for the sentence that names it.
+    let read_as = reading.onward.as_ref().map(|o| {
+        let mut a = o.analysis.clone();
+        a.onward.clone_from(&analysis.onward);
+        a
+    });
+    let signals_of = read_as.as_ref().unwrap_or(analysis);
     let mut ngram_terms: HashMap<u32, f32> = HashMap::new();
     let mut reasons: Vec<Reason> = Vec::new();
     for &(id, term) in terms {
         if id >= first_signal {
             if let Some(&s) = Signal::ALL.get((id - first_signal) as usize) {
-                if let Some(r) = reason_for(s, analysis, term) {
+                if let Some(r) = reason_for(s, signals_of, term) {
                     match reasons.iter_mut().find(|x| x.code == r.code) {
                         Some(x) => x.weight += term,
                         None => reasons.push(r),
@@ -268,15 +306,28 @@ pub fn explain(
     reasons.retain(|r| r.weight.abs() >= 0.05);
     reasons.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
 
-    let normalized = normalize_url(url).to_lowercase();
-    let text = read_text(&normalized, spec);
     let body_len = text.len();
-    // The public suffix's token belongs to the host's last label.
+    // The public suffix's token belongs to the host's last label (the onward address's, when
+    // the URL is read as the page it leads to).
     let suffix_term = encoder
-        .suffix_id(analysis)
+        .suffix_id(signals_of)
         .and_then(|id| ngram_terms.remove(&id))
         .unwrap_or(0.0);
-    let per_byte = byte_contributions(&text, spec, encoder.namespace(analysis), &ngram_terms);
+    // With the onward address read alone (`EncoderSpec::read_onward`), the bytes before it
+    // carry nothing.
+    let per_byte = match &reading.onward {
+        None => byte_contributions(&text, spec, reading.namespace, &ngram_terms),
+        Some(o) => {
+            // Read as the page it leads to: each byte of the onward address as read hands its
+            // share to the byte of the URL it comes from (an escape's `%`).
+            let mut per_byte = vec![0f32; text.len()];
+            let read = byte_contributions(&o.text, spec, reading.namespace, &ngram_terms);
+            for (c, &at) in read.iter().zip(&o.source) {
+                per_byte[at] += c;
+            }
+            per_byte
+        }
+    };
     let mut parts: Vec<Part> = split_parts(&normalized)
         .into_iter()
         .map(|(kind, lo, hi)| Part {
@@ -287,8 +338,18 @@ pub fn explain(
                 .map_or(0.0, |s| s.iter().sum()),
         })
         .collect();
-    if let Some(last_host) = parts.iter_mut().rev().find(|p| p.kind == "host") {
-        last_host.contribution += suffix_term;
+    let suffix_part = if let Some(o) = &reading.onward {
+        // The part the onward address starts in.
+        let mut end = 0;
+        parts.iter().position(|p| {
+            end += p.text.len();
+            end > o.start
+        })
+    } else {
+        parts.iter().rposition(|p| p.kind == "host")
+    };
+    if let Some(i) = suffix_part {
+        parts[i].contribution += suffix_term;
     }
     Explanation { reasons, parts }
 }

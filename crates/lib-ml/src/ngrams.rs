@@ -124,9 +124,14 @@ pub fn for_each_window(
 
 /// [`ngram_features`] in namespace `salt` (see [`salted_bucket`]).
 pub fn salted_ngram_features(url: &str, spec: &NgramSpec, salt: u64) -> Vec<(u32, f32)> {
-    let text = read_text(url, spec);
+    text_ngram_features(&read_text(url, spec), spec, salt)
+}
+
+/// The unit-length n-gram vector of `text` (as [`read_text`] gives it, or a tail of that) in
+/// namespace `salt`.
+pub fn text_ngram_features(text: &str, spec: &NgramSpec, salt: u64) -> Vec<(u32, f32)> {
     let mut idx: Vec<u32> = Vec::with_capacity((text.len() + 2) * (spec.max_n - spec.min_n + 1));
-    for_each_window(&text, spec, salt, |b, _, _| idx.push(b));
+    for_each_window(text, spec, salt, |b, _, _| idx.push(b));
     idx.sort_unstable();
     let mut out: Vec<(u32, f32)> = Vec::with_capacity(idx.len());
     for i in idx {
