@@ -33,6 +33,14 @@ fn misses(c: &Classifier, file: &str, phishing: bool) -> (usize, Vec<String>) {
 
 /// Holds `file` to a floor: at least `min` URLs, and at most `most_wrong_percent`% of them on
 /// the wrong side of the threshold (`phishing`: the side they belong on).
+/// The reason `code` of explanation `e`.
+fn reason<'a>(e: &'a lib_ml::explain::Explanation, code: &str) -> &'a lib_ml::explain::Reason {
+    e.reasons
+        .iter()
+        .find(|r| r.code == code)
+        .unwrap_or_else(|| panic!("no reason `{code}`: {:?}", e.reasons))
+}
+
 fn hold_to_floor(
     c: &Classifier,
     file: &str,
@@ -156,11 +164,7 @@ fn explanations_add_up_and_point_at_the_real_site() {
     assert_eq!(a.registrable_domain.as_deref(), Some("secure-id-check.com"));
     let codes: Vec<&str> = e.reasons.iter().map(|r| r.code).collect();
     assert!(codes.contains(&"domain_mismatch"), "{codes:?}");
-    let mismatch = e
-        .reasons
-        .iter()
-        .find(|r| r.code == "domain_mismatch")
-        .unwrap();
+    let mismatch = reason(&e, "domain_mismatch");
     assert!(
         mismatch.weight > 0.0 && mismatch.message.contains("secure-id-check.com"),
         "{mismatch:?}"
@@ -172,11 +176,7 @@ fn explanations_add_up_and_point_at_the_real_site() {
         .explain(&["https://www.wikipedia.org/"])
         .unwrap()
         .remove(0);
-    let known = plain
-        .reasons
-        .iter()
-        .find(|r| r.code == "known_domain")
-        .unwrap();
+    let known = reason(&plain, "known_domain");
     assert!(known.weight < 0.0, "{known:?}");
     assert!(score > 0.9);
     // Same model, same score as the plain path.
@@ -189,17 +189,9 @@ fn explanations_add_up_and_point_at_the_real_site() {
     let (score, a, e) = c.explain(&[url]).unwrap().remove(0);
     assert!(score >= c.threshold, "{score}");
     assert_eq!(a.registrable_domain.as_deref(), Some("google.com"));
-    let passes = e
-        .reasons
-        .iter()
-        .find(|r| r.code == "passes_on_unknown")
-        .unwrap();
+    let passes = reason(&e, "passes_on_unknown");
     assert!(passes.message.contains("account-verify.top"), "{passes:?}");
-    let mismatch = e
-        .reasons
-        .iter()
-        .find(|r| r.code == "domain_mismatch")
-        .unwrap();
+    let mismatch = reason(&e, "domain_mismatch");
     assert!(
         mismatch.message.contains("account-verify.top"),
         "{mismatch:?}"

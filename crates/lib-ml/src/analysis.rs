@@ -928,28 +928,41 @@ const MAX_ONWARD: usize = 8;
 fn percent_decoded(s: &str) -> std::borrow::Cow<'_, str> {
     let mut out = std::borrow::Cow::Borrowed(s);
     for _ in 0..3 {
-        let b = out.as_bytes();
-        let hex = |c: u8| (c as char).to_digit(16);
-        let escaped = |i: usize| {
-            b[i] == b'%' && i + 2 < b.len() && hex(b[i + 1]).is_some() && hex(b[i + 2]).is_some()
-        };
-        if !(0..b.len()).any(escaped) {
+        let Some((bytes, _)) = unescape_once(out.as_bytes()) else {
             break;
-        }
-        let mut bytes = Vec::with_capacity(b.len());
-        let mut i = 0;
-        while i < b.len() {
-            if escaped(i) {
-                bytes.push((hex(b[i + 1]).unwrap_or(0) * 16 + hex(b[i + 2]).unwrap_or(0)) as u8);
-                i += 3;
-            } else {
-                bytes.push(b[i]);
-                i += 1;
-            }
-        }
+        };
         out = std::borrow::Cow::Owned(String::from_utf8_lossy(&bytes).into_owned());
     }
     out
+}
+
+/// One round of `%XX` decoding of `b`: the bytes, and for each the index in `b` of the byte it
+/// comes from (an escape's `%`); `None` when `b` holds no escape.
+fn unescape_once(b: &[u8]) -> Option<(Vec<u8>, Vec<usize>)> {
+    let hex = |c: u8| (c as char).to_digit(16);
+    let escape = |i: usize| match (b[i], b.get(i + 1), b.get(i + 2)) {
+        (b'%', Some(&h), Some(&l)) => Some((hex(h)? * 16 + hex(l)?) as u8),
+        _ => None,
+    };
+    if !(0..b.len()).any(|i| escape(i).is_some()) {
+        return None;
+    }
+    let (mut out, mut from) = (Vec::with_capacity(b.len()), Vec::with_capacity(b.len()));
+    let mut i = 0;
+    while i < b.len() {
+        from.push(i);
+        match escape(i) {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    Some((out, from))
 }
 
 /// The host of each web address written in `rest` (a URL's path, query and fragment, decoded):
@@ -1040,35 +1053,12 @@ pub fn onward_text(tail: &str) -> (String, Vec<usize>) {
     let mut bytes: Vec<u8> = tail.as_bytes()[..end].to_vec();
     let mut from: Vec<usize> = (0..end).collect();
     if escaped {
-        let hex = |c: u8| (c as char).to_digit(16);
         for _ in 0..3 {
-            let (mut b, mut f) = (
-                Vec::with_capacity(bytes.len()),
-                Vec::with_capacity(bytes.len()),
-            );
-            let mut i = 0;
-            while i < bytes.len() {
-                match (
-                    bytes[i],
-                    bytes.get(i + 1).and_then(|&c| hex(c)),
-                    bytes.get(i + 2).and_then(|&c| hex(c)),
-                ) {
-                    (b'%', Some(h), Some(l)) => {
-                        b.push((h * 16 + l) as u8);
-                        f.push(from[i]);
-                        i += 3;
-                    }
-                    (c, _, _) => {
-                        b.push(c);
-                        f.push(from[i]);
-                        i += 1;
-                    }
-                }
-            }
-            if b.len() == bytes.len() {
+            let Some((b, f)) = unescape_once(&bytes) else {
                 break;
-            }
-            (bytes, from) = (b, f);
+            };
+            from = f.into_iter().map(|k| from[k]).collect();
+            bytes = b;
         }
     }
     let Ok(text) = String::from_utf8(bytes) else {
