@@ -114,6 +114,23 @@ fn a_link_that_passes_you_on_scores_as_where_it_leads() {
             "https://www.google.com/url?q=https://tukaani.org/xz/&sa=D",
             "https://tukaani.org/xz/",
         ),
+        // Proofpoint URL Defense, as mail that passes through it carries links (v3, v2).
+        (
+            "https://urldefense.com/v3/__https://docs-share-review.top/invoice/view__;!!G3vK!c2Fm$",
+            "https://docs-share-review.top/invoice/view",
+        ),
+        (
+            "https://urldefense.com/v3/__https://www.fftw.org/download.html__;!!G3vK!c2Fm$",
+            "https://www.fftw.org/download.html",
+        ),
+        (
+            "https://urldefense.proofpoint.com/v2/url?u=https-3A__docs-2Dshare-2Dreview.top_invoice_view&d=DwMFaQ&c=x1",
+            "https://docs-share-review.top/invoice/view",
+        ),
+        (
+            "https://urldefense.proofpoint.com/v2/url?u=https-3A__tukaani.org_xz_&d=DwMFaQ&c=x1",
+            "https://tukaani.org/xz/",
+        ),
     ];
     for (wrapped, alone) in pairs {
         let s = c.scores(&[wrapped, alone]).unwrap();

@@ -965,9 +965,84 @@ fn unescape_once(b: &[u8]) -> Option<(Vec<u8>, Vec<usize>)> {
     Some((out, from))
 }
 
+/// Where a Proofpoint URL Defense v2 address starts in `b` (lower-case or not): `http-3A__` or
+/// `https-3A__` as a parameter's value (`urldefense.proofpoint.com/v2/url?u=https-3A__…&d=…`).
+fn proofpoint_v2_start(b: &[u8]) -> Option<usize> {
+    let lower = b.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower[from..]
+        .windows(4)
+        .position(|w| w == b"http")
+        .map(|i| from + i)
+    {
+        from = i + 4;
+        let after = &lower[i + 4..];
+        if i > 0
+            && lower[i - 1] == b'='
+            && (after.starts_with(b"-3a__") || after.starts_with(b"s-3a__"))
+        {
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// A Proofpoint URL Defense v2 address (the parameter's value) decoded: `/` is written `_`,
+/// other bytes `-XX`. The bytes, and for each the index in `v` of the byte it comes from.
+fn proofpoint_v2_value(v: &[u8]) -> (Vec<u8>, Vec<usize>) {
+    let hex = |c: u8| (c as char).to_digit(16);
+    let (mut out, mut from) = (Vec::with_capacity(v.len()), Vec::with_capacity(v.len()));
+    let mut i = 0;
+    while i < v.len() {
+        from.push(i);
+        let escape = match (v[i], v.get(i + 1), v.get(i + 2)) {
+            (b'-', Some(&h), Some(&l)) => hex(h).zip(hex(l)),
+            _ => None,
+        };
+        match (v[i], escape) {
+            (_, Some((h, l))) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'_', None) => {
+                out.push(b'/');
+                i += 1;
+            }
+            (c, None) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    (out, from)
+}
+
+/// `b` with its Proofpoint URL Defense v2 address decoded ([`proofpoint_v2_value`], up to the
+/// parameter's end, `&` or `#`): the bytes, and for each the index in `b` of the byte it comes
+/// from; `None` when `b` holds no such address.
+fn proofpoint_v2_once(b: &[u8]) -> Option<(Vec<u8>, Vec<usize>)> {
+    let start = proofpoint_v2_start(b)?;
+    let end = b[start..]
+        .iter()
+        .position(|c| b"&#".contains(c))
+        .map_or(b.len(), |k| start + k);
+    let (value, value_from) = proofpoint_v2_value(&b[start..end]);
+    let mut out = b[..start].to_vec();
+    out.extend(value);
+    out.extend_from_slice(&b[end..]);
+    let mut from: Vec<usize> = (0..start).collect();
+    from.extend(value_from.into_iter().map(|k| start + k));
+    from.extend(end..b.len());
+    Some((out, from))
+}
+
+/// Where a Proofpoint URL Defense v3 address (`urldefense.com/v3/__https://…__;…!!…$`) ends.
+const V3_END: &str = "__;";
+
 /// The host of each web address written in `rest` (a URL's path, query and fragment, decoded):
 /// `http://` or `https://` at the start of a parameter's value or a path segment (after `=`,
-/// `?`, `&`, `/` or `#`), the host up to the next `/?#&\`, without user or port.
+/// `?`, `&`, `/`, `#` or a Proofpoint v3 `/__`), the host up to the next `/?#&\` or `__;`,
+/// without user or port.
 fn onward_hosts(rest: &str) -> impl Iterator<Item = String> + '_ {
     let lower = rest.to_ascii_lowercase();
     let mut found = Vec::new();
@@ -981,12 +1056,13 @@ fn onward_hosts(rest: &str) -> impl Iterator<Item = String> + '_ {
         else {
             continue;
         };
-        if i > 0 && !b"=?&/#".contains(&lower.as_bytes()[i - 1]) {
+        if i > 0 && !b"=?&/#".contains(&lower.as_bytes()[i - 1]) && !lower[..i].ends_with("/__") {
             continue;
         }
         let end = authority
             .find(|c: char| "/?#&\\".contains(c) || c.is_whitespace())
             .unwrap_or(authority.len());
+        let end = authority[..end].find(V3_END).unwrap_or(end);
         let hostport = &authority[..end];
         let host = hostport.rsplit('@').next().unwrap_or(hostport);
         let host = if host.starts_with('[') {
@@ -1005,18 +1081,21 @@ fn onward_hosts(rest: &str) -> impl Iterator<Item = String> + '_ {
 /// Where the first web address written after the host of `text` (a URL as
 /// [`read_text`](crate::ngrams::read_text) gives it, lower-cased) starts: a byte index of
 /// `http://` or `https://`, plain or percent-escaped once or twice (`https%3a%2f%2f`,
-/// `https%253a%252f%252f`), at the start of a parameter's value or a path segment (after `=`,
-/// `?`, `&`, `/` or `#`, plain or escaped).
+/// `https%253a%252f%252f`) or as Proofpoint URL Defense v2 writes it (`https-3a__`), at the
+/// start of a parameter's value or a path segment (after `=`, `?`, `&`, `/` or `#`, plain or
+/// escaped, or Proofpoint v3's `/__`).
 pub fn onward_start(text: &str) -> Option<usize> {
-    const SCHEMES: [&str; 6] = [
+    const SCHEMES: [&str; 8] = [
         "://",
         "s://",
         "%3a%2f%2f",
         "s%3a%2f%2f",
         "%253a%252f%252f",
         "s%253a%252f%252f",
+        "-3a__",
+        "s-3a__",
     ];
-    const BEFORE: [&str; 9] = ["=", "?", "&", "/", "#", "%3d", "%2f", "%3f", "%26"];
+    const BEFORE: [&str; 10] = ["=", "?", "&", "/", "#", "/__", "%3d", "%2f", "%3f", "%26"];
     let host_from = text.find("://").map_or(0, |i| i + 3);
     let path_from = text[host_from..]
         .find(['/', '?', '#', '\\'])
@@ -1038,21 +1117,26 @@ pub fn onward_start(text: &str) -> Option<usize> {
 /// The onward address that starts `tail` (a tail of a URL's read text from an
 /// [`onward_start`]), as [`normalize_url`] writes it and lower-cased, with the byte of `tail`
 /// each of its bytes comes from. Escaped, it is the parameter's value up to the next `&` or `#`,
-/// decoded (up to three rounds; left escaped if that is not UTF-8); written plainly, the rest of
-/// the text (where it ends is not written down).
+/// decoded (up to three rounds of `%XX`, or Proofpoint v2's `-XX` and `_`; left escaped if that
+/// is not UTF-8); written plainly, the rest of the text (where it ends is not written down) up
+/// to a Proofpoint v3 end (`__;`).
 pub fn onward_text(tail: &str) -> (String, Vec<usize>) {
-    let escaped = tail
+    let after_scheme = tail
         .strip_prefix("https")
         .or_else(|| tail.strip_prefix("http"))
-        .is_some_and(|r| r.starts_with('%'));
-    let end = if escaped {
+        .unwrap_or(tail);
+    let escaped = after_scheme.starts_with('%');
+    let proofpoint_v2 = after_scheme.starts_with("-3a__");
+    let end = if escaped || proofpoint_v2 {
         tail.find(['&', '#']).unwrap_or(tail.len())
     } else {
-        tail.len()
+        tail.find(V3_END).unwrap_or(tail.len())
     };
     let mut bytes: Vec<u8> = tail.as_bytes()[..end].to_vec();
     let mut from: Vec<usize> = (0..end).collect();
-    if escaped {
+    if proofpoint_v2 {
+        (bytes, from) = proofpoint_v2_value(&bytes);
+    } else if escaped {
         for _ in 0..3 {
             let Some((b, f)) = unescape_once(&bytes) else {
                 break;
@@ -1095,6 +1179,10 @@ impl UrlAnalyzer {
     /// or its host when it has none), an unknown site before a known one before its own.
     fn onward(&self, rest: &str, own: &str) -> Option<Onward> {
         let decoded = percent_decoded(rest);
+        let decoded = match proofpoint_v2_once(decoded.as_bytes()) {
+            Some((b, _)) => std::borrow::Cow::Owned(String::from_utf8_lossy(&b).into_owned()),
+            None => decoded,
+        };
         let mut best: Option<Onward> = None;
         for host in onward_hosts(&decoded) {
             let host = ascii_host(&host);
@@ -1219,7 +1307,27 @@ mod tests {
             onward("https://accounts.google.com/ServiceLogin?continue=https%3A%2F%2Fmail.google.com%2F"),
             Some(("google.com".into(), SameSite))
         );
-        // Not an address: inside a word, no host, a bare word.
+        // Proofpoint URL Defense: v3 writes the address plainly after `/__` and ends it with
+        // `__;`, v2 writes `/` as `_` and other bytes as `-XX`.
+        assert_eq!(
+            onward("https://urldefense.com/v3/__https://mail.fresh-site.top/login__;!!G3vK!x1$"),
+            Some(("fresh-site.top".into(), Unknown))
+        );
+        assert_eq!(
+            onward("https://urldefense.com/v3/__https://fresh-site.top__;!!G3vK!x1$"),
+            Some(("fresh-site.top".into(), Unknown))
+        );
+        assert_eq!(
+            onward("https://urldefense.proofpoint.com/v2/url?u=https-3A__my-2Dfresh-2Dsite.top_a-5Fb&d=Dw"),
+            Some(("my-fresh-site.top".into(), Unknown))
+        );
+        assert_eq!(
+            onward("https://urldefense.proofpoint.com/v2/url?u=http-3A__www.paypal.com_&d=Dw"),
+            Some(("paypal.com".into(), Known))
+        );
+        // Not an address: inside a word, no host, a bare word, one underscore.
+        assert_eq!(onward("https://a.example/x_https://b.example/"), None);
+        assert_eq!(onward("https://a.example/?u=https-3a-2f-2fb.example"), None);
         assert_eq!(onward("https://a.example/xhttps://b.example/"), None);
         assert_eq!(onward("https://a.example/?u=https://"), None);
         assert_eq!(onward("https://a.example/?u=https://localhost/"), None);
@@ -1258,10 +1366,43 @@ mod tests {
             at("https://r.example/ru=http://b.top/"),
             Some("http://b.top/")
         );
+        assert_eq!(
+            at("https://urldefense.com/v3/__https://b.top/x__;!!g3vk!x1$"),
+            Some("https://b.top/x__;!!g3vk!x1$")
+        );
+        assert_eq!(
+            at("https://urldefense.proofpoint.com/v2/url?u=https-3a__b.top_x&d=dw"),
+            Some("https-3a__b.top_x&d=dw")
+        );
+        assert_eq!(at("https://a.example/x_https://b.top/"), None);
         assert_eq!(at("https://httpbin.org/get"), None);
         assert_eq!(at("https://a.example/xhttps://b.top/"), None);
         assert_eq!(at("https://a.example/"), None);
         assert_eq!(at(""), None);
+    }
+
+    #[test]
+    fn the_onward_address_is_read_decoded_with_where_each_byte_comes_from() {
+        // Percent-escaped: the parameter's value, decoded.
+        let (t, from) = onward_text("https%3a%2f%2fb.top%2fx&h=1");
+        assert_eq!(t, "https://b.top/x");
+        assert_eq!((from[5], from[6], from[8]), (5, 8, 14));
+        // Proofpoint v2: `_` is `/`, `-XX` a byte; the value ends at `&`.
+        let tail = "https-3a__my-2dsite.top_a-5fb-3fq-3d1&d=dw";
+        let (t, from) = onward_text(tail);
+        assert_eq!(t, "https://my-site.top/a_b?q=1");
+        assert_eq!(&tail[from[5]..from[5] + 3], "-3a");
+        assert_eq!(&tail[from[10]..from[10] + 3], "-2d");
+        assert_eq!(&tail[from[19]..=from[19]], "_");
+        // Proofpoint v3: written plainly up to `__;`; an empty path is `/`.
+        assert_eq!(
+            onward_text("https://b.top/x__;!!g3vk!x1$").0,
+            "https://b.top/x"
+        );
+        let (t, from) = onward_text("https://b.top__;!!g3vk!x1$");
+        assert_eq!((t.as_str(), from.len()), ("https://b.top/", 14));
+        // Plain, with no end written down: the rest of the text.
+        assert_eq!(onward_text("https://b.top/x&y=2").0, "https://b.top/x&y=2");
     }
 
     #[test]

@@ -403,9 +403,26 @@ mod tests {
         assert!(from(0).starts_with("https%3a%2f%2fwww."), "{}", from(0));
         assert!(from(5).starts_with("%3a%2f"), "{}", from(5));
         assert!(from(8).starts_with("www.paypal"), "{}", from(8));
-        // A plainly written one, escaped or not, gives the same n-grams and signals.
+        // A plainly written one, escaped or not, gives the same n-grams and signals; so does
+        // one in Proofpoint URL Defense's two spellings (v2: `_` for `/`, `-XX` for a byte;
+        // v3: plainly after `/__`, up to `__;`).
         let plain = "https://l.google.com/l?u=https://www.paypal.com.fresh-site.top/";
         assert_eq!(on.features(plain), on.features(escaped));
+        let known =
+            crate::analysis::KnownDomains::from_ranked(["google.com", "urldefense.com"], &[10]);
+        let spec = EncoderSpec {
+            known_namespace: true,
+            read_onward: true,
+            ..EncoderSpec::default()
+        };
+        let pp = UrlEncoder::new(spec, UrlAnalyzer::new(known, Default::default())).unwrap();
+        let same = pp.features("https://www.google.com/url?q=https://my-fresh-site.top/a_b?q=1");
+        for proofpoint in [
+            "https://urldefense.com/v2/url?u=https-3A__my-2Dfresh-2Dsite.top_a-5Fb-3Fq-3D1&d=DwM&c=x",
+            "https://urldefense.com/v3/__https://my-fresh-site.top/a_b?q=1__;!!G3vK!x1$",
+        ] {
+            assert_eq!(pp.features(proofpoint), same, "{proofpoint}");
+        }
         // A known onward site, or an unknown wrapper: the whole URL, as before.
         for url in [
             "https://www.google.com/url?q=https://www.google.com/maps",

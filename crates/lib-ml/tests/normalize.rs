@@ -1,7 +1,7 @@
 //! One address, one input: the spellings of a URL that a browser treats as the same page give
 //! the model the same features (and so the same score, in training and in both components).
 
-use lib_ml::analysis::{normalize_url, UrlAnalyzer};
+use lib_ml::analysis::{normalize_url, onward_text, UrlAnalyzer};
 use lib_ml::encoder::{EncoderSpec, UrlEncoder};
 use proptest::prelude::*;
 
@@ -43,6 +43,23 @@ fn spellings_of_a_home_page_encode_alike() {
 }
 
 proptest! {
+    /// The explanation hands each byte of the onward address its source byte in the URL
+    /// (`Reading::source`): whatever follows the scheme, every source is inside the tail, in
+    /// order, one per byte read.
+    #[test]
+    fn every_byte_of_an_onward_address_comes_from_the_tail(
+        scheme in prop::sample::select(vec![
+            "http://", "https://", "https%3a%2f%2f", "http%253a%252f%252f", "https-3a__",
+        ]),
+        rest in "[a-z0-9._/?=&#%;!$*-]{0,40}",
+    ) {
+        let tail = format!("{scheme}{rest}");
+        let (text, from) = onward_text(&tail);
+        prop_assert_eq!(from.len(), text.len());
+        prop_assert!(from.iter().all(|&k| k < tail.len()), "{:?}", from);
+        prop_assert!(from.windows(2).all(|w| w[0] <= w[1]), "{:?}", from);
+    }
+
     #[test]
     fn normalizing_twice_changes_nothing(url in any::<String>()) {
         let once = normalize_url(&url).into_owned();
