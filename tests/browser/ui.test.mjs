@@ -239,6 +239,29 @@ try {
   await page.locator("#reasons li").filter({ hasText: "facebook.com is a widely used site" }).waitFor();
   step("a known site's sign-in page → \"Likely safe\", \"facebook.com is a widely used site\"");
 
+  // A phishing link as company mail delivers it, rewritten by a link wrapper (Proofpoint URL
+  // Defense): scored as the page it leads to, which the verdict names as the real site.
+  const wrapped = "https://urldefense.com/v3/__https://docs-share-review.top/invoice/view__;!!G3vK!c2Fm$";
+  for (const [width, shot] of [[1100, "12-wrapped-link-desktop.png"], [375, "13-wrapped-link-phone.png"]]) {
+    await page.setViewportSize({ width, height: 800 });
+    await page.fill("#url", wrapped);
+    await page.click("#check");
+    await verdict.filter({ hasText: "Likely phishing" }).waitFor();
+    await page.locator("#site-name").filter({ hasText: "docs-share-review.top" }).waitFor();
+    assert.equal(await page.locator("#site-via").textContent(), " (the link passes through urldefense.com)");
+    await page.locator("#reasons li").filter({ hasText: "passes you on to docs-share-review.top" }).waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+    assert.equal(overflow, false, `no horizontal scrolling at ${width} px`);
+    await page.waitForTimeout(400);
+    await page.screenshot({ path: path.join(outDir, shot), fullPage: true });
+  }
+  // A page read whole names no other site.
+  await page.fill("#url", "https://www.facebook.com/login.php");
+  await page.click("#check");
+  await page.locator("#site-name").filter({ hasText: "facebook.com" }).waitFor();
+  assert.equal(await page.locator("#site-via").textContent(), "");
+  step("a phishing link inside Proofpoint's wrapper → \"Likely phishing\", real site docs-share-review.top, through urldefense.com (1100 and 375 px)");
+
   // The middle band: a page on a hosting service that names a brand in its path.
   for (const [width, shot] of [[1100, "9-suspicious-desktop.png"], [375, "10-suspicious-phone.png"]]) {
     await page.setViewportSize({ width, height: 800 });

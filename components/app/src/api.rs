@@ -407,7 +407,13 @@ fn predict(req: &Request<'_>, env: &dyn Env) -> Response {
                 let mut answer = json!({ "url": url, "label": label, "score": score, "model_version": model_version });
                 // The explanation, as the model-service gave it (see its OpenAPI document).
                 if let Ok(Value::Object(upstream)) = serde_json::from_slice::<Value>(&bytes) {
-                    for field in ["verdict", "registrable_domain", "reasons", "attribution"] {
+                    for field in [
+                        "verdict",
+                        "registrable_domain",
+                        "leads_to",
+                        "reasons",
+                        "attribution",
+                    ] {
                         if let Some(v) = upstream.get(field) {
                             answer[field] = v.clone();
                         }

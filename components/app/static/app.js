@@ -7,7 +7,7 @@
   const result = $("result"), verdict = $("verdict"), meter = $("meter"), fill = $("meter-fill");
   const score = $("score"), checked = $("checked-url"), errorBox = $("error"), loading = $("loading");
   const agree = $("agree"), disagree = $("disagree"), thanks = $("thanks");
-  const site = $("site"), siteName = $("site-name"), reasons = $("reasons"), legend = $("marks-legend");
+  const site = $("site"), siteName = $("site-name"), siteVia = $("site-via"), reasons = $("reasons"), legend = $("marks-legend");
   let last = null; // the prediction feedback refers to
 
   // Words for failures a person can act on; the server's message is added for bad input.
@@ -116,8 +116,12 @@
     meter.setAttribute("aria-valuetext", pct + "% probability of phishing");
     const per100 = pct < 1 ? "fewer than 1" : pct > 99 ? "more than 99" : "about " + Math.round(pct);
     score.textContent = "Probability of phishing: " + pct.toFixed(1) + "% — of links scored like this, " + per100 + " in 100 are phishing.";
-    site.hidden = !p.registrable_domain;
-    siteName.textContent = p.registrable_domain || "";
+    // A known site's link that passes you on (a mail filter's wrapper, a redirect) is scored as
+    // the page it leads to: that page is the real site.
+    const real = p.leads_to || p.registrable_domain;
+    site.hidden = !real;
+    siteName.textContent = real || "";
+    siteVia.textContent = p.leads_to && p.registrable_domain ? " (the link passes through " + p.registrable_domain + ")" : "";
     showReasons(p);
     showAddress(p);
     agree.disabled = false;

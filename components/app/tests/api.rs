@@ -130,7 +130,7 @@ fn the_explanation_is_passed_on_as_the_model_service_gave_it() {
     let env = Fake::answering(
         200,
         r#"{"url":"http://a.b.tk","label":"phishing","score":0.93,"model_version":"2.0.0",
-            "verdict":"likely_phishing","registrable_domain":"b.tk",
+            "verdict":"likely_phishing","registrable_domain":"b.tk","leads_to":"c.top",
             "reasons":[{"code":"many_subdomains","message":"m.","weight":1.5}],
             "attribution":[{"part":"scheme","text":"http://","contribution":0.1}],
             "internal":"not passed on"}"#,
@@ -138,6 +138,7 @@ fn the_explanation_is_passed_on_as_the_model_service_gave_it() {
     let body = predict(&env, "http://a.b.tk").json_body();
     assert_eq!(body["verdict"], "likely_phishing");
     assert_eq!(body["registrable_domain"], "b.tk");
+    assert_eq!(body["leads_to"], "c.top");
     assert_eq!(body["reasons"][0]["code"], "many_subdomains");
     assert_eq!(body["attribution"][0]["text"], "http://");
     assert!(body.get("internal").is_none(), "{body}");

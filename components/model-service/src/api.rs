@@ -145,6 +145,7 @@ fn prediction(
         "score": score,
         "verdict": c.bands.of(score),
         "registrable_domain": analysis.registrable_domain,
+        "leads_to": explanation.leads_to,
         "reasons": explanation.reasons.iter().map(|r| json!({
             "code": r.code,
             "message": r.message,
@@ -393,6 +394,7 @@ mod tests {
         let body = br#"{"url": "https://appleid.apple.com.secure-id-check.com/"}"#;
         let r = handle(req("POST", "/predict", Some("application/json"), body));
         assert_eq!(r.body["registrable_domain"], "secure-id-check.com");
+        assert_eq!(r.body["leads_to"], Value::Null);
         assert_eq!(r.body["verdict"], "likely_phishing");
         let codes: Vec<&str> = r.body["reasons"]
             .as_array()

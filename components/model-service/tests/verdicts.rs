@@ -189,6 +189,22 @@ fn explanations_add_up_and_point_at_the_real_site() {
     // The parts spell the URL as the model read it.
     let joined: String = e.parts.iter().map(|p| p.text.as_str()).collect();
     assert_eq!(joined, url);
+    // Read whole, a URL leads nowhere else; a known site's link on to a known site is read whole.
+    assert_eq!(e.leads_to, None);
+    for (wrapped, leads_to) in [
+        (
+            "https://urldefense.com/v3/__https://docs-share-review.top/invoice__;!!G3vK!c2Fm$",
+            Some("docs-share-review.top"),
+        ),
+        (
+            "https://urldefense.proofpoint.com/v2/url?u=http-3A__203.0.113.9_login&d=Dw",
+            Some("203.0.113.9"),
+        ),
+        ("https://www.google.com/url?q=https://www.gov.uk/", None),
+    ] {
+        let e = &c.explain(&[wrapped]).unwrap()[0].2;
+        assert_eq!(e.leads_to.as_deref(), leads_to, "{wrapped}");
+    }
     let (_, _, plain) = c
         .explain(&["https://www.wikipedia.org/"])
         .unwrap()
@@ -206,6 +222,7 @@ fn explanations_add_up_and_point_at_the_real_site() {
     let (score, a, e) = c.explain(&[url]).unwrap().remove(0);
     assert!(score >= c.threshold, "{score}");
     assert_eq!(a.registrable_domain.as_deref(), Some("google.com"));
+    assert_eq!(e.leads_to.as_deref(), Some("account-verify.top"));
     let passes = reason(&e, "passes_on_unknown");
     assert!(passes.message.contains("account-verify.top"), "{passes:?}");
     let mismatch = reason(&e, "domain_mismatch");

@@ -66,6 +66,10 @@ pub struct Explanation {
     pub reasons: Vec<Reason>,
     /// The URL's parts in order; their texts concatenate to the URL as the model read it.
     pub parts: Vec<Part>,
+    /// Where the link leads when it is read as that page (a known site passing you on to an
+    /// unknown one, [`UrlEncoder::reading`]): the onward address's registrable domain, or its
+    /// host when it has none (an IP address).
+    pub leads_to: Option<String>,
 }
 
 /// The kind of each part of `url` (normalized, lower-cased) as byte ranges, by the boundaries
@@ -351,7 +355,15 @@ pub fn explain(
     if let Some(i) = suffix_part {
         parts[i].contribution += suffix_term;
     }
-    Explanation { reasons, parts }
+    let leads_to = reading.onward.map(|o| {
+        let a = o.analysis;
+        a.registrable_domain.or(a.host).unwrap_or_default()
+    });
+    Explanation {
+        reasons,
+        parts,
+        leads_to,
+    }
 }
 
 #[cfg(test)]
