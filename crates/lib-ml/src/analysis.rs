@@ -255,6 +255,9 @@ pub const FREE_HOSTING: &[&str] = &[
     "tinyurl.com",
 ];
 
+/// The link shorteners among [`FREE_HOSTING`]: their addresses do not show where they lead.
+pub const LINK_SHORTENERS: &[&str] = &["bit.ly", "tinyurl.com"];
+
 /// One signal of the analysis: a model input with a fixed index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Signal {

@@ -172,6 +172,10 @@ fn reason_for(signal: Signal, a: &Analysis, weight: f32) -> Option<Reason> {
             "punycode",
             format!("The site's name ({site}) is written with international letters, which can imitate familiar ones."),
         ),
+        Signal::FreeHosting if crate::analysis::LINK_SHORTENERS.contains(&site) => (
+            "free_hosting",
+            format!("{site} is a link shortener: the address does not show where the link leads."),
+        ),
         Signal::PrivateSuffix | Signal::FreeHosting => (
             "free_hosting",
             format!("{site} is on a hosting or dynamic-DNS service where anyone can publish pages."),
@@ -402,6 +406,29 @@ mod tests {
         // A typed address without a scheme is read as https://, as browsers open it.
         assert_eq!(message("a.com/x"), None);
         assert_eq!(message("https://a.com/x"), None);
+    }
+
+    #[test]
+    fn a_link_shortener_is_not_called_a_host_of_pages() {
+        let at = |domain: &str| Analysis {
+            registrable_domain: Some(domain.into()),
+            free_hosting: true,
+            ..Analysis::default()
+        };
+        let short = reason_for(Signal::FreeHosting, &at("bit.ly"), 1.0).unwrap();
+        assert_eq!(short.code, "free_hosting");
+        assert!(
+            short.message.contains("bit.ly is a link shortener"),
+            "{short:?}"
+        );
+        let host = reason_for(Signal::FreeHosting, &at("weebly.com"), 1.0).unwrap();
+        assert!(
+            host.message.contains("anyone can publish pages"),
+            "{host:?}"
+        );
+        for s in crate::analysis::LINK_SHORTENERS {
+            assert!(crate::analysis::FREE_HOSTING.contains(s), "{s}");
+        }
     }
 
     #[test]
