@@ -131,6 +131,15 @@ fn a_link_that_passes_you_on_scores_as_where_it_leads() {
             "https://urldefense.proofpoint.com/v2/url?u=https-3A__tukaani.org_xz_&d=DwMFaQ&c=x1",
             "https://tukaani.org/xz/",
         ),
+        // Mimecast, which names only the domain.
+        (
+            "https://protect-eu.mimecast.com/s/AbCdEfGhIjKl?domain=docs-share-review.top",
+            "https://docs-share-review.top/",
+        ),
+        (
+            "https://protect-eu.mimecast.com/s/AbCdEfGhIjKl?domain=www.fftw.org",
+            "https://www.fftw.org/",
+        ),
     ];
     for (wrapped, alone) in pairs {
         let s = c.scores(&[wrapped, alone]).unwrap();

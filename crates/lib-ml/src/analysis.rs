@@ -1081,12 +1081,32 @@ fn onward_hosts(rest: &str) -> impl Iterator<Item = String> + '_ {
     found.into_iter()
 }
 
+/// Where the destination's domain starts in a link rewritten by Mimecast
+/// (`https://protect-eu.mimecast.com/s/…?domain=example.com`), which carries only that domain
+/// as its `domain` parameter: a byte index of `rest` (the URL's path, query and fragment) when
+/// `host` is Mimecast's and the value is not empty.
+fn mimecast_domain_start(host: &str, rest: &str) -> Option<usize> {
+    let host = host.to_ascii_lowercase();
+    if !(host == "mimecast.com" || host.ends_with(".mimecast.com")) || !rest.starts_with("/s/") {
+        return None;
+    }
+    let query = rest.find('?')?;
+    let lower = rest.to_ascii_lowercase();
+    let at = ["?domain=", "&domain="]
+        .iter()
+        .filter_map(|p| lower[query..].find(p).map(|i| query + i + p.len()))
+        .min()?;
+    let fragment = rest.find('#').unwrap_or(rest.len());
+    (at < fragment && !matches!(rest.as_bytes().get(at), None | Some(b'&' | b'#'))).then_some(at)
+}
+
 /// Where the first web address written after the host of `text` (a URL as
 /// [`read_text`](crate::ngrams::read_text) gives it, lower-cased) starts: a byte index of
 /// `http://` or `https://`, plain or percent-escaped once or twice (`https%3a%2f%2f`,
 /// `https%253a%252f%252f`) or as Proofpoint URL Defense v2 writes it (`https-3a__`), at the
 /// start of a parameter's value or a path segment (after `=`, `?`, `&`, `/` or `#`, plain or
-/// escaped, or Proofpoint v3's `/__`).
+/// escaped, or Proofpoint v3's `/__`); else where the domain of a Mimecast link starts (its
+/// `domain` parameter).
 pub fn onward_start(text: &str) -> Option<usize> {
     const SCHEMES: [&str; 8] = [
         "://",
@@ -1114,7 +1134,10 @@ pub fn onward_start(text: &str) -> Option<usize> {
             return Some(i);
         }
     }
-    None
+    let host = &text[host_from..path_from];
+    let host = host.rsplit('@').next().unwrap_or(host);
+    let host = host.split(':').next().unwrap_or(host);
+    mimecast_domain_start(host, &text[path_from..]).map(|i| path_from + i)
 }
 
 /// The onward address that starts `tail` (a tail of a URL's read text from an
@@ -1122,8 +1145,26 @@ pub fn onward_start(text: &str) -> Option<usize> {
 /// each of its bytes comes from. Escaped, it is the parameter's value up to the next `&` or `#`,
 /// decoded (up to three rounds of `%XX`, or Proofpoint v2's `-XX` and `_`; left escaped if that
 /// is not UTF-8); written plainly, the rest of the text (where it ends is not written down) up
-/// to a Proofpoint v3 end (`__;`).
+/// to a Proofpoint v3 end (`__;`); a bare domain (no scheme: Mimecast's), its home page up to
+/// the next `&` or `#`.
 pub fn onward_text(tail: &str) -> (String, Vec<usize>) {
+    let has_scheme = tail
+        .strip_prefix("https")
+        .or_else(|| tail.strip_prefix("http"))
+        .is_some_and(|r| r.starts_with([':', '%']) || r.starts_with("-3a"));
+    if !has_scheme {
+        // A bare domain (Mimecast's `domain=`): read as its home page, `https://` and the `/`
+        // drawn from its first and last byte.
+        let end = tail.find(['&', '#']).unwrap_or(tail.len());
+        if end == 0 {
+            return (String::new(), Vec::new());
+        }
+        let text = format!("https://{}/", &tail[..end]);
+        let mut from = vec![0; "https://".len()];
+        from.extend(0..end);
+        from.push(end - 1);
+        return (text, from);
+    }
     let after_scheme = tail
         .strip_prefix("https")
         .or_else(|| tail.strip_prefix("http"))
@@ -1186,8 +1227,16 @@ impl UrlAnalyzer {
             Some((b, _)) => std::borrow::Cow::Owned(String::from_utf8_lossy(&b).into_owned()),
             None => decoded,
         };
+        let mimecast = (own == "mimecast.com")
+            .then(|| mimecast_domain_start(own, rest))
+            .flatten()
+            .map(|at| {
+                let value = &rest[at..];
+                let end = value.find(['&', '#']).unwrap_or(value.len());
+                percent_decoded(&value[..end]).to_ascii_lowercase()
+            });
         let mut best: Option<Onward> = None;
-        for host in onward_hosts(&decoded) {
+        for host in onward_hosts(&decoded).chain(mimecast) {
             let host = ascii_host(&host);
             let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
             let (domain, kind) = if is_ip_host(&host) {
@@ -1328,6 +1377,27 @@ mod tests {
             onward("https://urldefense.proofpoint.com/v2/url?u=http-3A__www.paypal.com_&d=Dw"),
             Some(("paypal.com".into(), Known))
         );
+        // Mimecast carries only the domain, as `domain=`; elsewhere that parameter is no address.
+        assert_eq!(
+            onward("https://protect-eu.mimecast.com/s/AbC12?domain=mail.fresh-site.top"),
+            Some(("fresh-site.top".into(), Unknown))
+        );
+        assert_eq!(
+            onward("https://protect-us.mimecast.com/s/AbC12?domain=www.paypal.com&x=1"),
+            Some(("paypal.com".into(), Known))
+        );
+        assert_eq!(
+            onward("https://protect-eu.mimecast.com/s/AbC12?domain="),
+            None
+        );
+        assert_eq!(
+            onward("https://protect-eu.mimecast.com/x?domain=fresh-site.top"),
+            None
+        );
+        assert_eq!(
+            onward("https://whois.example/s/x?domain=fresh-site.top"),
+            None
+        );
         // Not an address: inside a word, no host, a bare word, one underscore.
         assert_eq!(onward("https://a.example/x_https://b.example/"), None);
         assert_eq!(onward("https://a.example/?u=https-3a-2f-2fb.example"), None);
@@ -1378,6 +1448,19 @@ mod tests {
             Some("https-3a__b.top_x&d=dw")
         );
         assert_eq!(at("https://a.example/x_https://b.top/"), None);
+        assert_eq!(
+            at("https://protect-eu.mimecast.com/s/abc?x=1&domain=b.top&y=2"),
+            Some("b.top&y=2")
+        );
+        assert_eq!(
+            at("https://protect-eu.mimecast.com/s/abc?domain=&y=2"),
+            None
+        );
+        assert_eq!(
+            at("https://protect-eu.mimecast.com/s/abc#?domain=b.top"),
+            None
+        );
+        assert_eq!(at("https://mimecast.example/s/abc?domain=b.top"), None);
         assert_eq!(at("https://httpbin.org/get"), None);
         assert_eq!(at("https://a.example/xhttps://b.top/"), None);
         assert_eq!(at("https://a.example/"), None);
@@ -1404,6 +1487,11 @@ mod tests {
         );
         let (t, from) = onward_text("https://b.top__;!!g3vk!x1$");
         assert_eq!((t.as_str(), from.len()), ("https://b.top/", 14));
+        // A bare domain (Mimecast's): its home page, up to the parameter's end.
+        let (t, from) = onward_text("b.top&y=2");
+        assert_eq!(t, "https://b.top/");
+        assert_eq!((from[0], from[8], from[12], from[13]), (0, 0, 4, 4));
+        assert_eq!(onward_text("&y=2"), (String::new(), Vec::new()));
         // Plain, with no end written down: the rest of the text.
         assert_eq!(onward_text("https://b.top/x&y=2").0, "https://b.top/x&y=2");
     }

@@ -408,8 +408,10 @@ mod tests {
         // v3: plainly after `/__`, up to `__;`).
         let plain = "https://l.google.com/l?u=https://www.paypal.com.fresh-site.top/";
         assert_eq!(on.features(plain), on.features(escaped));
-        let known =
-            crate::analysis::KnownDomains::from_ranked(["google.com", "urldefense.com"], &[10]);
+        let known = crate::analysis::KnownDomains::from_ranked(
+            ["google.com", "urldefense.com", "mimecast.com"],
+            &[10],
+        );
         let spec = EncoderSpec {
             known_namespace: true,
             read_onward: true,
@@ -423,6 +425,11 @@ mod tests {
         ] {
             assert_eq!(pp.features(proofpoint), same, "{proofpoint}");
         }
+        // Mimecast's link names only the domain: read as its home page.
+        assert_eq!(
+            pp.features("https://protect-eu.mimecast.com/s/AbC12?domain=my-fresh-site.top"),
+            pp.features("https://www.google.com/url?q=https://my-fresh-site.top/")
+        );
         // A known onward site, or an unknown wrapper: the whole URL, as before.
         for url in [
             "https://www.google.com/url?q=https://www.google.com/maps",

@@ -49,7 +49,7 @@ proptest! {
     #[test]
     fn every_byte_of_an_onward_address_comes_from_the_tail(
         scheme in prop::sample::select(vec![
-            "http://", "https://", "https%3a%2f%2f", "http%253a%252f%252f", "https-3a__",
+            "http://", "https://", "https%3a%2f%2f", "http%253a%252f%252f", "https-3a__", "",
         ]),
         rest in "[a-z0-9._/?=&#%;!$*-]{0,40}",
     ) {
