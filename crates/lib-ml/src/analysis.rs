@@ -1153,17 +1153,30 @@ pub fn onward_text(tail: &str) -> (String, Vec<usize>) {
         .or_else(|| tail.strip_prefix("http"))
         .is_some_and(|r| r.starts_with([':', '%']) || r.starts_with("-3a"));
     if !has_scheme {
-        // A bare domain (Mimecast's `domain=`): read as its home page, `https://` and the `/`
-        // drawn from its first and last byte.
+        // A bare domain (Mimecast's `domain=`), decoded as the analysis reads it: its home
+        // page, `https://` and the `/` drawn from its first and last byte.
         let end = tail.find(['&', '#']).unwrap_or(tail.len());
-        if end == 0 {
+        let (mut bytes, mut from): (Vec<u8>, Vec<usize>) =
+            (tail.as_bytes()[..end].to_vec(), (0..end).collect());
+        for _ in 0..3 {
+            let Some((b, f)) = unescape_once(&bytes) else {
+                break;
+            };
+            from = f.into_iter().map(|k| from[k]).collect();
+            bytes = b;
+        }
+        let domain = String::from_utf8(bytes).map(|d| d.to_lowercase());
+        let (Ok(domain), Some(&first), Some(&last)) = (domain, from.first(), from.last()) else {
+            return (String::new(), Vec::new());
+        };
+        if domain.len() != from.len() {
             return (String::new(), Vec::new());
         }
-        let text = format!("https://{}/", &tail[..end]);
-        let mut from = vec![0; "https://".len()];
-        from.extend(0..end);
-        from.push(end - 1);
-        return (text, from);
+        let text = format!("https://{domain}/");
+        let mut all = vec![first; "https://".len()];
+        all.extend(from);
+        all.push(last);
+        return (text, all);
     }
     let after_scheme = tail
         .strip_prefix("https")
@@ -1492,6 +1505,9 @@ mod tests {
         assert_eq!(t, "https://b.top/");
         assert_eq!((from[0], from[8], from[12], from[13]), (0, 0, 4, 4));
         assert_eq!(onward_text("&y=2"), (String::new(), Vec::new()));
+        let (t, from) = onward_text("%e2%80%aepaypal.com");
+        assert_eq!(t, "https://\u{202e}paypal.com/");
+        assert_eq!((from[8], from[11], from[12]), (0, 9, 10));
         // Plain, with no end written down: the rest of the text.
         assert_eq!(onward_text("https://b.top/x&y=2").0, "https://b.top/x&y=2");
     }
