@@ -968,26 +968,27 @@ fn unescape_once(b: &[u8]) -> Option<(Vec<u8>, Vec<usize>)> {
     Some((out, from))
 }
 
+/// `b` after up to three rounds of [`unescape_once`], with for each byte the index in `b` of the
+/// byte it comes from.
+fn unescape_rounds(b: &[u8]) -> (Vec<u8>, Vec<usize>) {
+    let (mut bytes, mut from): (Vec<u8>, Vec<usize>) = (b.to_vec(), (0..b.len()).collect());
+    for _ in 0..3 {
+        let Some((next, f)) = unescape_once(&bytes) else {
+            break;
+        };
+        from = f.into_iter().map(|k| from[k]).collect();
+        bytes = next;
+    }
+    (bytes, from)
+}
+
 /// Where a Proofpoint URL Defense v2 address starts in `b` (lower-case or not): `http-3A__` or
 /// `https-3A__` as a parameter's value (`urldefense.proofpoint.com/v2/url?u=https-3A__…&d=…`).
 fn proofpoint_v2_start(b: &[u8]) -> Option<usize> {
-    let lower = b.to_ascii_lowercase();
-    let mut from = 0;
-    while let Some(i) = lower[from..]
-        .windows(4)
-        .position(|w| w == b"http")
-        .map(|i| from + i)
-    {
-        from = i + 4;
-        let after = &lower[i + 4..];
-        if i > 0
-            && lower[i - 1] == b'='
-            && (after.starts_with(b"-3a__") || after.starts_with(b"s-3a__"))
-        {
-            return Some(i);
-        }
-    }
-    None
+    let starts = |s: &[u8], p: &[u8]| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
+    (1..b.len()).find(|&i| {
+        b[i - 1] == b'=' && (starts(&b[i..], b"http-3a__") || starts(&b[i..], b"https-3a__"))
+    })
 }
 
 /// A Proofpoint URL Defense v2 address (the parameter's value) decoded: `/` is written `_`,
@@ -1156,15 +1157,7 @@ pub fn onward_text(tail: &str) -> (String, Vec<usize>) {
         // A bare domain (Mimecast's `domain=`), decoded as the analysis reads it: its home
         // page, `https://` and the `/` drawn from its first and last byte.
         let end = tail.find(['&', '#']).unwrap_or(tail.len());
-        let (mut bytes, mut from): (Vec<u8>, Vec<usize>) =
-            (tail.as_bytes()[..end].to_vec(), (0..end).collect());
-        for _ in 0..3 {
-            let Some((b, f)) = unescape_once(&bytes) else {
-                break;
-            };
-            from = f.into_iter().map(|k| from[k]).collect();
-            bytes = b;
-        }
+        let (bytes, from) = unescape_rounds(&tail.as_bytes()[..end]);
         let domain = String::from_utf8(bytes).map(|d| d.to_lowercase());
         let (Ok(domain), Some(&first), Some(&last)) = (domain, from.first(), from.last()) else {
             return (String::new(), Vec::new());
@@ -1189,19 +1182,14 @@ pub fn onward_text(tail: &str) -> (String, Vec<usize>) {
     } else {
         tail.find(V3_END).unwrap_or(tail.len())
     };
-    let mut bytes: Vec<u8> = tail.as_bytes()[..end].to_vec();
-    let mut from: Vec<usize> = (0..end).collect();
-    if proofpoint_v2 {
-        (bytes, from) = proofpoint_v2_value(&bytes);
+    let value = &tail.as_bytes()[..end];
+    let (bytes, mut from) = if proofpoint_v2 {
+        proofpoint_v2_value(value)
     } else if escaped {
-        for _ in 0..3 {
-            let Some((b, f)) = unescape_once(&bytes) else {
-                break;
-            };
-            from = f.into_iter().map(|k| from[k]).collect();
-            bytes = b;
-        }
-    }
+        unescape_rounds(value)
+    } else {
+        (value.to_vec(), (0..end).collect())
+    };
     let Ok(text) = String::from_utf8(bytes) else {
         return (tail[..end].to_string(), (0..end).collect());
     };
@@ -1240,14 +1228,11 @@ impl UrlAnalyzer {
             Some((b, _)) => std::borrow::Cow::Owned(String::from_utf8_lossy(&b).into_owned()),
             None => decoded,
         };
-        let mimecast = (own == "mimecast.com")
-            .then(|| mimecast_domain_start(own, rest))
-            .flatten()
-            .map(|at| {
-                let value = &rest[at..];
-                let end = value.find(['&', '#']).unwrap_or(value.len());
-                percent_decoded(&value[..end]).to_ascii_lowercase()
-            });
+        let mimecast = mimecast_domain_start(own, rest).map(|at| {
+            let value = &rest[at..];
+            let end = value.find(['&', '#']).unwrap_or(value.len());
+            percent_decoded(&value[..end]).to_ascii_lowercase()
+        });
         let mut best: Option<Onward> = None;
         for host in onward_hosts(&decoded).chain(mimecast) {
             let host = ascii_host(&host);
