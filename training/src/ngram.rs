@@ -550,6 +550,7 @@ pub fn encoder_for(
         signals: p.signals,
         known_namespace: p.known_namespace,
         read_onward: p.read_onward,
+        shape: p.shape,
         ..EncoderSpec::default()
     };
     let analyzer = if p.signals {

@@ -40,6 +40,10 @@ pub struct NgramParams {
     /// on (see `lib_ml::encoder`).
     #[serde(default)]
     pub read_onward: bool,
+    /// The URL's shape (lengths and counts, binned, alone and with known-or-not) as tokens
+    /// (see `lib_ml::encoder::EncoderSpec::shape`).
+    #[serde(default)]
+    pub shape: bool,
     /// Share of training URLs added once more inside a link wrapper or open redirect of a
     /// known site, with their own label (`augment::WRAPPERS`; 0, the default: none).
     #[serde(default)]

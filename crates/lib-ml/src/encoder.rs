@@ -1,5 +1,6 @@
 //! A URL as the sparse vector the n-gram model reads: hashed character n-grams (unit length),
-//! the public suffix as a token of its own, and the [`analysis`](crate::analysis) signals.
+//! the public suffix as a token of its own, the URL's shape counts as tokens of their bins
+//! ([`EncoderSpec::shape`]), and the [`analysis`](crate::analysis) signals.
 //!
 //! Ids `0 .. 2^bits` are n-gram buckets, the next [`Signal::ALL`]`.len()` ids the signals, and
 //! the last id pads (its weight is zero). A URL becomes two equal-length rows: ids and values;
@@ -47,11 +48,127 @@ pub struct EncoderSpec {
     /// (`/url?q=` on google.com, a top-1,000 domain) vouch for wherever it sends you.
     #[serde(default)]
     pub read_onward: bool,
+    /// The URL's shape as tokens of their own ([`UrlEncoder::shape_tokens`]): lengths and
+    /// counts of the host, path, query and whole text as read (the onward address, when the
+    /// URL is read as the page it leads to), each in half-octave bins: what a linear model
+    /// over n-grams cannot see (how long, how many labels, segments, digits, escapes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shape: bool,
 }
 
 impl EncoderSpec {
     /// The format tag.
     pub const FORMAT: &'static str = "phishing-url-features/2";
+}
+
+/// Which part of a URL a shape count reads.
+#[derive(Debug, Clone, Copy)]
+enum ShapePart {
+    Host,
+    Path,
+    Query,
+    Url,
+}
+
+fn count_of(text: &str, set: &[u8]) -> usize {
+    text.bytes().filter(|b| set.contains(b)).count()
+}
+
+fn digits(text: &str) -> usize {
+    text.bytes().filter(u8::is_ascii_digit).count()
+}
+
+fn longest(text: &str, sep: char) -> usize {
+    text.split(sep).map(str::len).max().unwrap_or(0)
+}
+
+/// The shape counts ([`EncoderSpec::shape`]): name, the part counted, the count.
+type Shape = (&'static str, ShapePart, fn(&str) -> usize);
+
+/// Every shape count, in the order of a URL's tokens.
+pub const SHAPE_NAMES: [&str; 18] = [
+    "host_len",
+    "host_labels",
+    "host_digits",
+    "host_hyphens",
+    "host_longest_label",
+    "path_len",
+    "path_segments",
+    "path_digits",
+    "path_dots",
+    "path_dashes",
+    "path_longest_segment",
+    "query_len",
+    "query_params",
+    "url_len",
+    "url_escapes",
+    "url_symbols",
+    "url_digits",
+    "url_non_ascii",
+];
+
+const SHAPES: [Shape; 18] = [
+    (SHAPE_NAMES[0], ShapePart::Host, str::len),
+    (SHAPE_NAMES[1], ShapePart::Host, |t| count_of(t, b".") + 1),
+    (SHAPE_NAMES[2], ShapePart::Host, digits),
+    (SHAPE_NAMES[3], ShapePart::Host, |t| count_of(t, b"-")),
+    (SHAPE_NAMES[4], ShapePart::Host, |t| longest(t, '.')),
+    (SHAPE_NAMES[5], ShapePart::Path, str::len),
+    (SHAPE_NAMES[6], ShapePart::Path, |t| count_of(t, b"/")),
+    (SHAPE_NAMES[7], ShapePart::Path, digits),
+    (SHAPE_NAMES[8], ShapePart::Path, |t| count_of(t, b".")),
+    (SHAPE_NAMES[9], ShapePart::Path, |t| count_of(t, b"-_")),
+    (SHAPE_NAMES[10], ShapePart::Path, |t| longest(t, '/')),
+    (SHAPE_NAMES[11], ShapePart::Query, str::len),
+    (SHAPE_NAMES[12], ShapePart::Query, |t| count_of(t, b"&=")),
+    (SHAPE_NAMES[13], ShapePart::Url, str::len),
+    (SHAPE_NAMES[14], ShapePart::Url, |t| count_of(t, b"%")),
+    (SHAPE_NAMES[15], ShapePart::Url, |t| {
+        t.bytes().filter(|b| !b.is_ascii_alphanumeric()).count()
+    }),
+    (SHAPE_NAMES[16], ShapePart::Url, digits),
+    (SHAPE_NAMES[17], ShapePart::Url, |t| {
+        t.bytes().filter(|b| !b.is_ascii()).count()
+    }),
+];
+
+/// The bin of a count: 0 to 3 as themselves, then half octaves (4-5, 6-7, 8-11, 12-15, 16-23,
+/// ...), 20 at most (from 1,024 on).
+pub fn half_octave(v: usize) -> usize {
+    if v < 4 {
+        return v;
+    }
+    let octave = (usize::BITS - 1 - v.leading_zeros()) as usize; // 2 for 4..=7
+    let half = usize::from(v >= 3 << (octave - 1));
+    (4 + 2 * (octave - 2) + half).min(20)
+}
+
+/// Two id-sorted sparse rows added: sorted, ids distinct.
+fn merge_sorted(a: &[(u32, f32)], b: &[(u32, f32)]) -> Vec<(u32, f32)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        match (a.get(i), b.get(j)) {
+            (Some(&x), Some(&y)) if x.0 == y.0 => {
+                out.push((x.0, x.1 + y.1));
+                (i, j) = (i + 1, j + 1);
+            }
+            (Some(&x), Some(&y)) if x.0 < y.0 => {
+                out.push(x);
+                i += 1;
+            }
+            (Some(&x), None) => {
+                out.push(x);
+                i += 1;
+            }
+            (_, Some(&y)) => {
+                out.push(y);
+                j += 1;
+            }
+            (None, None) => unreachable!(),
+        }
+    }
+    out
 }
 
 /// How one URL is read (see [`UrlEncoder::reading`]).
@@ -91,6 +208,7 @@ impl Default for EncoderSpec {
             psl_version: PSL_VERSION.into(),
             known_namespace: false,
             read_onward: false,
+            shape: false,
         }
     }
 }
@@ -183,7 +301,45 @@ impl UrlEncoder {
 
     /// The length of a URL's rows: the most ids one URL can have.
     pub fn width(&self) -> usize {
-        self.spec.ngrams.max_features() + 1 + Signal::ALL.len()
+        self.spec.ngrams.max_features()
+            + 1
+            + Signal::ALL.len()
+            + if self.spec.shape { SHAPES.len() } else { 0 }
+    }
+
+    /// The shape tokens of `read` (the text the n-grams read): each token's bucket and the
+    /// bytes of `read` whose count it is (for explanations); none without
+    /// [`EncoderSpec::shape`] (and `signals`) or for an empty text. Two tokens may share a
+    /// bucket.
+    pub fn shape_tokens(&self, read: &str) -> Vec<(u32, std::ops::Range<usize>)> {
+        if !(self.spec.shape && self.spec.signals) || read.is_empty() {
+            return Vec::new();
+        }
+        let whole = 0..read.len();
+        let (host, path, query) = match crate::analysis::url_spans(read) {
+            Some(sp) => {
+                let tail = &read[sp.rest..];
+                let q = tail.find(['?', '#']).map_or(read.len(), |i| sp.rest + i);
+                let f = read[q..].find('#').map_or(read.len(), |i| q + i);
+                (sp.host, sp.rest..q, q..f)
+            }
+            None => (0..0, 0..0, 0..0),
+        };
+        let mut out = Vec::with_capacity(SHAPES.len());
+        for (name, part, count) in SHAPES {
+            let span = match part {
+                ShapePart::Host => host.clone(),
+                ShapePart::Path => path.clone(),
+                ShapePart::Query => query.clone(),
+                ShapePart::Url => whole.clone(),
+            };
+            let bin = half_octave(count(&read[span.clone()]));
+            // A count of an empty part is the URL's to explain.
+            let at = if span.is_empty() { whole.clone() } else { span };
+            let token = format!("\u{2}shape:{name}={bin}");
+            out.push((bucket(token.as_bytes(), self.spec.ngrams.bits), at));
+        }
+        out
     }
 
     /// The n-gram namespace of a URL with this analysis: 1 for a known domain when the spec
@@ -269,6 +425,22 @@ impl UrlEncoder {
         let mut f = text_ngram_features(read, &self.spec.ngrams, reading.namespace);
         if self.spec.signals {
             let of = reading.onward.as_ref().map_or(&analysis, |o| &o.analysis);
+            let mut shape: Vec<(u32, f32)> = self
+                .shape_tokens(read)
+                .into_iter()
+                .map(|(id, _)| (id, 1.0))
+                .collect();
+            if !shape.is_empty() {
+                shape.sort_unstable_by_key(|&(i, _)| i);
+                shape.dedup_by(|a, b| {
+                    let same = a.0 == b.0;
+                    if same {
+                        b.1 += a.1;
+                    }
+                    same
+                });
+                f = merge_sorted(&f, &shape);
+            }
             if let Some(id) = self.suffix_id(of) {
                 match f.iter_mut().find(|(i, _)| *i == id) {
                     Some((_, v)) => *v += 1.0,
@@ -475,5 +647,65 @@ mod tests {
         s.ngrams.bits = 40;
         assert!(bad(s).contains("bits"));
         assert!(UrlEncoder::from_parts("{}", b"", "").is_err());
+    }
+
+    #[test]
+    fn shape_counts_are_binned_tokens_of_the_text_read() {
+        assert_eq!(
+            [0, 1, 3, 4, 5, 6, 7, 8, 11, 12, 16, 24, 100, 1 << 20].map(half_octave),
+            [0, 1, 3, 4, 4, 5, 5, 6, 6, 7, 8, 9, 13, 20]
+        );
+        let with = |shape: bool, signals: bool| {
+            let spec = EncoderSpec {
+                shape,
+                signals,
+                ..EncoderSpec::default()
+            };
+            UrlEncoder::new(spec, UrlAnalyzer::default()).unwrap()
+        };
+        let (on, off) = (with(true, true), with(false, true));
+        assert_eq!(on.width(), off.width() + SHAPE_NAMES.len());
+        let url = "https://login.example.com/a/b/c/verify.php?id=1&t=2";
+        let shape: Vec<u32> = on
+            .shape_tokens(&read_text(url, &on.spec().ngrams))
+            .iter()
+            .map(|t| t.0)
+            .collect();
+        assert_eq!(shape.len(), SHAPE_NAMES.len());
+        let (f_on, f_off) = (on.features(url), off.features(url));
+        // The same n-grams and signals, plus the tokens (a bucket an n-gram shares holds both).
+        assert!(shape.iter().all(|i| f_on.iter().any(|f| f.0 == *i)));
+        assert!(f_on.len() >= f_off.len() + 10 && f_on.len() <= f_off.len() + SHAPE_NAMES.len());
+        let mut ids: Vec<u32> = f_on.iter().map(|f| f.0).collect();
+        ids.sort_unstable();
+        assert!(ids.windows(2).all(|w| w[0] != w[1]), "ids are distinct");
+        // Counts, not characters: another path of the same shape has the same tokens, a
+        // deeper one other path tokens; an empty text has none.
+        let same = on.shape_tokens(&read_text(
+            "https://login.example.com/x/y/z/secure.php?ab=3&c=4",
+            &on.spec().ngrams,
+        ));
+        assert_eq!(same.iter().map(|t| t.0).collect::<Vec<_>>(), shape);
+        let deeper = on.shape_tokens(&read_text(
+            "https://login.example.com/a/b/c/d/e/f/verify.php?id=1&t=2",
+            &on.spec().ngrams,
+        ));
+        assert_ne!(deeper[6].0, shape[6], "path_segments");
+        assert_eq!(deeper[0].0, shape[0], "host_len");
+        assert!(on.shape_tokens("").is_empty());
+        // Off with the signals (the ablation) and off by default; rows never overflow.
+        assert!(with(true, false).shape_tokens("https://a.com/").is_empty());
+        assert!(!EncoderSpec::default().shape);
+        let w = on.width();
+        let (mut ids, mut values) = (vec![0i64; w], vec![0f32; w]);
+        let long = format!(
+            "http://{}.example.com/{}",
+            "a-b.".repeat(300),
+            "x1/".repeat(900)
+        );
+        on.encode_into(&long, &mut ids, &mut values);
+        assert!(ids
+            .iter()
+            .all(|&i| (0..on.vocab_size() as i64).contains(&i)));
     }
 }

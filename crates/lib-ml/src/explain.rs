@@ -8,9 +8,9 @@
 
 use crate::analysis::{normalize_url, Analysis, Signal};
 use crate::encoder::UrlEncoder;
+use crate::ngrams::{for_each_window, read_text};
 #[cfg(test)]
-use crate::ngrams::salted_bucket;
-use crate::ngrams::{for_each_window, read_text, NgramSpec};
+use crate::ngrams::{salted_bucket, NgramSpec};
 use std::collections::HashMap;
 
 /// Every reason code, in a fixed order (the OpenAPI document lists the same).
@@ -120,27 +120,41 @@ fn split_parts(url: &str) -> Vec<(&'static str, usize, usize)> {
     out
 }
 
-/// Per byte of `text` (as `ngrams::read_text` gives it), its share of the n-gram terms `terms`
-/// (bucket → term).
+/// Per byte of `text` (as `ngrams::read_text` gives it, or an onward address), its share of
+/// the n-gram terms `terms` (bucket → term): the text's n-grams in namespace `salt` and, with
+/// [`crate::encoder::EncoderSpec::shape`], its shape tokens (each over the part it counts).
 fn byte_contributions(
+    encoder: &UrlEncoder,
     text: &str,
-    spec: &NgramSpec,
     salt: u64,
     terms: &HashMap<u32, f32>,
 ) -> Vec<f32> {
+    let spec = &encoder.spec().ngrams;
+    // (bucket, first byte, end byte) of every n-gram window, over `text`'s bytes.
     let mut all: Vec<(u32, usize, usize)> = Vec::new();
-    for_each_window(text, spec, salt, |b, start, n| all.push((b, start, n)));
+    let mut windows = |part: &str, offset: usize, salt: u64| {
+        for_each_window(part, spec, salt, |b, start, n| {
+            // Framed positions 1..=len are the part's bytes; `^` and `$` carry nothing.
+            let lo = start.max(1) - 1;
+            let hi = (start + n).min(part.len() + 1).saturating_sub(1);
+            all.push((b, offset + lo, offset + hi.max(lo)));
+        });
+    };
+    windows(text, 0, salt);
+    all.extend(
+        encoder
+            .shape_tokens(text)
+            .into_iter()
+            .map(|(b, at)| (b, at.start, at.end)),
+    );
     // How often each bucket occurs, to split its term between its occurrences.
     let mut occurrences: HashMap<u32, u32> = HashMap::new();
     for &(b, _, _) in &all {
         *occurrences.entry(b).or_default() += 1;
     }
     let mut per_byte = vec![0f32; text.len()];
-    for (b, start, n) in all {
+    for (b, lo, hi) in all {
         let Some(&term) = terms.get(&b) else { continue };
-        // Framed positions 1..=len are the text's bytes; `^` and `$` carry nothing.
-        let lo = start.max(1) - 1;
-        let hi = (start + n).min(text.len() + 1).saturating_sub(1);
         if lo >= hi {
             continue;
         }
@@ -324,12 +338,12 @@ pub fn explain(
     // With the onward address read alone (`EncoderSpec::read_onward`), the bytes before it
     // carry nothing.
     let per_byte = match &reading.onward {
-        None => byte_contributions(&text, spec, reading.namespace, &ngram_terms),
+        None => byte_contributions(encoder, &text, reading.namespace, &ngram_terms),
         Some(o) => {
             // Read as the page it leads to: each byte of the onward address as read hands its
             // share to the byte of the URL it comes from (an escape's `%`).
             let mut per_byte = vec![0f32; text.len()];
-            let read = byte_contributions(&o.text, spec, reading.namespace, &ngram_terms);
+            let read = byte_contributions(encoder, &o.text, reading.namespace, &ngram_terms);
             for (c, &at) in read.iter().zip(&o.source) {
                 per_byte[at] += c;
             }
@@ -496,12 +510,72 @@ mod tests {
         for w in [&b"ab"[..], b"bc", b"abc"] {
             terms.insert(salted_bucket(w, 16, 0), 1.0);
         }
-        let per_byte = byte_contributions(body, &spec, 0, &terms);
+        let enc = UrlEncoder::new(
+            crate::encoder::EncoderSpec {
+                ngrams: NgramSpec {
+                    max_chars: 400,
+                    ..spec
+                },
+                ..Default::default()
+            },
+            crate::analysis::UrlAnalyzer::default(),
+        )
+        .unwrap();
+        let per_byte = byte_contributions(&enc, body, 0, &terms);
         let total: f32 = per_byte.iter().sum();
         assert!((total - 3.0).abs() < 1e-5, "{per_byte:?}");
         assert!(
             per_byte[1] > per_byte[0],
             "the middle byte is in all three: {per_byte:?}"
         );
+    }
+
+    #[test]
+    fn shape_terms_go_to_the_part_they_count() {
+        let enc = UrlEncoder::new(
+            crate::encoder::EncoderSpec {
+                ngrams: NgramSpec {
+                    bits: 20,
+                    ..crate::encoder::EncoderSpec::default().ngrams
+                },
+                shape: true,
+                ..Default::default()
+            },
+            crate::analysis::UrlAnalyzer::default(),
+        )
+        .unwrap();
+        let url = "https://a1.b-c.example.com/x/y-z/login.php?a=1&b=2";
+        let (features, analysis) = enc.features_with_analysis(url);
+        let text = read_text(url, &enc.spec().ngrams);
+        let tokens = enc.shape_tokens(&text);
+        assert_eq!(tokens.len(), crate::encoder::SHAPE_NAMES.len());
+        // A term of 1 on each shape token's bucket only: the parts hold all of it, and each
+        // counted part holds its own tokens' share.
+        let mut ids: Vec<u32> = tokens.iter().map(|t| t.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert!(ids.iter().all(|i| features.iter().any(|f| f.0 == *i)));
+        let terms: Vec<(u32, f32)> = ids.iter().map(|&i| (i, 1.0)).collect();
+        let e = explain(&enc, url, &analysis, &terms);
+        let total: f32 = e.parts.iter().map(|p| p.contribution).sum();
+        assert!(
+            (total - ids.len() as f32).abs() < 1e-3,
+            "{total} vs {}",
+            ids.len()
+        );
+        let of = |kind: &str| -> f32 {
+            e.parts
+                .iter()
+                .filter(|p| p.kind == kind)
+                .map(|p| p.contribution)
+                .sum()
+        };
+        // 5 host counts, 6 path counts, 2 query counts, each with the whole URL's 5 spread
+        // over every byte.
+        assert!(
+            of("host") > 5.0 && of("path") > 6.0 && of("query") > 2.0,
+            "{e:?}"
+        );
+        assert!(of("scheme") > 0.0 && of("scheme") < 1.0, "{e:?}");
     }
 }
