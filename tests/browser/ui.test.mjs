@@ -265,7 +265,7 @@ try {
   // The middle band: a page on a hosting service that names a brand in its path.
   for (const [width, shot] of [[1100, "9-suspicious-desktop.png"], [375, "10-suspicious-phone.png"]]) {
     await page.setViewportSize({ width, height: 800 });
-    await page.fill("#url", "https://sites.google.com/view/paypal-verify-account");
+    await page.fill("#url", "https://sites.google.com/view/paypal-secure-account-update");
     await page.click("#check");
     await verdict.filter({ hasText: "Suspicious" }).waitFor();
     assert.ok(await page.locator("#result").evaluate((e) => e.classList.contains("suspicious")));
