@@ -497,20 +497,27 @@ mod tests {
 
     #[test]
     fn rows_are_padded_and_never_overflow() {
-        let enc = UrlEncoder::new(EncoderSpec::default(), UrlAnalyzer::default()).unwrap();
-        let w = enc.width();
-        let (mut ids, mut values) = (vec![0i64; w], vec![0f32; w]);
-        let long = format!(
-            "http://{}.example.com/{}",
-            "a-b.".repeat(300),
-            "x1/".repeat(900)
-        );
-        enc.encode_into(&long, &mut ids, &mut values);
-        assert!(ids
-            .iter()
-            .all(|&i| (0..enc.vocab_size() as i64).contains(&i)));
-        enc.encode_into("", &mut ids, &mut values);
-        assert!(ids.contains(&(enc.signal_id(Signal::Unparsable) as i64)));
+        // With and without the shape counts (`EncoderSpec::shape`), which widen the rows.
+        for shape in [false, true] {
+            let spec = EncoderSpec {
+                shape,
+                ..EncoderSpec::default()
+            };
+            let enc = UrlEncoder::new(spec, UrlAnalyzer::default()).unwrap();
+            let w = enc.width();
+            let (mut ids, mut values) = (vec![0i64; w], vec![0f32; w]);
+            let long = format!(
+                "http://{}.example.com/{}",
+                "a-b.".repeat(300),
+                "x1/".repeat(900)
+            );
+            enc.encode_into(&long, &mut ids, &mut values);
+            assert!(ids
+                .iter()
+                .all(|&i| (0..enc.vocab_size() as i64).contains(&i)));
+            enc.encode_into("", &mut ids, &mut values);
+            assert!(ids.contains(&(enc.signal_id(Signal::Unparsable) as i64)));
+        }
     }
 
     #[test]
@@ -693,19 +700,8 @@ mod tests {
         assert_ne!(deeper[6].0, shape[6], "path_segments");
         assert_eq!(deeper[0].0, shape[0], "host_len");
         assert!(on.shape_tokens("").is_empty());
-        // Off with the signals (the ablation) and off by default; rows never overflow.
+        // Off with the signals (the ablation) and off by default.
         assert!(with(true, false).shape_tokens("https://a.com/").is_empty());
         assert!(!EncoderSpec::default().shape);
-        let w = on.width();
-        let (mut ids, mut values) = (vec![0i64; w], vec![0f32; w]);
-        let long = format!(
-            "http://{}.example.com/{}",
-            "a-b.".repeat(300),
-            "x1/".repeat(900)
-        );
-        on.encode_into(&long, &mut ids, &mut values);
-        assert!(ids
-            .iter()
-            .all(|&i| (0..on.vocab_size() as i64).contains(&i)));
     }
 }

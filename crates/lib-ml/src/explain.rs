@@ -132,15 +132,12 @@ fn byte_contributions(
     let spec = &encoder.spec().ngrams;
     // (bucket, first byte, end byte) of every n-gram window, over `text`'s bytes.
     let mut all: Vec<(u32, usize, usize)> = Vec::new();
-    let mut windows = |part: &str, offset: usize, salt: u64| {
-        for_each_window(part, spec, salt, |b, start, n| {
-            // Framed positions 1..=len are the part's bytes; `^` and `$` carry nothing.
-            let lo = start.max(1) - 1;
-            let hi = (start + n).min(part.len() + 1).saturating_sub(1);
-            all.push((b, offset + lo, offset + hi.max(lo)));
-        });
-    };
-    windows(text, 0, salt);
+    for_each_window(text, spec, salt, |b, start, n| {
+        // Framed positions 1..=len are the text's bytes; `^` and `$` carry nothing.
+        let lo = start.max(1) - 1;
+        let hi = (start + n).min(text.len() + 1).saturating_sub(1);
+        all.push((b, lo, hi));
+    });
     all.extend(
         encoder
             .shape_tokens(text)
